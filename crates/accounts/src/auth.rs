@@ -1,0 +1,103 @@
+//! Who is calling: the session token from `Authorization: Bearer` or the `keel_session`
+//! cookie, resolved against the session store.
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::{HeaderMap, header, request::Parts},
+};
+use platform::http::Problem;
+
+use crate::{Role, Sessions, UserId};
+
+/// The name of the session cookie.
+pub const COOKIE: &str = "keel_session";
+
+/// The authenticated caller. Extracting it rejects anonymous requests with a 401.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: UserId,
+    pub role: Role,
+    pub(crate) token: String,
+}
+
+impl CurrentUser {
+    /// A 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), Problem> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Customer => Err(Problem::forbidden().detail("this action needs the admin role")),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Sessions: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let token = session_token(&parts.headers).ok_or_else(Problem::unauthorized)?;
+        let sessions = Sessions::from_ref(state);
+        let session = sessions.find(token).await?.ok_or_else(|| {
+            Problem::unauthorized().detail("the session token is unknown or has expired")
+        })?;
+        Ok(CurrentUser {
+            id: session.user_id,
+            role: session.role,
+            token: token.to_owned(),
+        })
+    }
+}
+
+/// The bearer token, or else the session cookie.
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    bearer.map(str::trim).or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == COOKIE).then_some(value)
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_wins_over_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; keel_session=fromcookie"),
+        );
+        assert_eq!(session_token(&headers), Some("fromcookie"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer frombearer"),
+        );
+        assert_eq!(session_token(&headers), Some("frombearer"));
+    }
+
+    #[test]
+    fn no_credentials_no_token() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("other=1"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(session_token(&headers), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! The accounts boundary's errors, and their one mapping to problem+json.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use platform::{InfraError, http::Problem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("no such user")]
+    UnknownUser,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error().and_then(|db| db.constraint()) {
+            Some("users_email_key") => Error::EmailTaken,
+            _ => Error::Infra(e.into()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Infra(e.into())
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::EmailTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "email-taken",
+                "An account with this email exists",
+            )
+            .detail("email: an account with this email exists; log in instead")
+            .field("email", "an account with this email exists"),
+            Error::InvalidCredentials => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Wrong email or password",
+            ),
+            Error::UnknownUser => Problem::not_found("User"),
+            Error::Infra(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}

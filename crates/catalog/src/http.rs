@@ -1,0 +1,122 @@
+//! The catalog routes: thin handlers over the service functions. Writes need an admin.
+
+use accounts::{CurrentUser, Sessions};
+use axum::{
+    Router,
+    extract::{FromRef, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, put},
+};
+use platform::http::{IdPath, Json, Path, Problem, Query};
+use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    Catalog, Error, NewProduct, Product, ProductChanges, ProductFilter, ProductPage, StockLevel,
+    query, stock, write,
+};
+
+impl FromRef<Catalog> for Sessions {
+    fn from_ref(catalog: &Catalog) -> Sessions {
+        catalog.sessions.clone()
+    }
+}
+
+pub fn router() -> Router<Catalog> {
+    Router::new()
+        .route("/products", get(list).post(create))
+        .route("/products/{id}", get(show).patch(update))
+        .route("/products/{id}/stock", put(set_stock))
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(list, create, show, update, set_stock),
+    components(schemas(Product, ProductPage, NewProduct, ProductChanges, StockChange))
+)]
+pub struct ApiDoc;
+
+/// List products, filtered, in keyset pages.
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ProductFilter),
+    responses((status = 200, body = ProductPage), (status = 400, body = Problem)))]
+async fn list(
+    State(catalog): State<Catalog>,
+    Query(filter): Query<ProductFilter>,
+) -> Result<axum::Json<ProductPage>, Error> {
+    Ok(axum::Json(
+        query::list_products(&catalog.db, &filter).await?,
+    ))
+}
+
+/// One product with its stock.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
+    responses((status = 200, body = Product), (status = 404, body = Problem)))]
+async fn show(
+    State(catalog): State<Catalog>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> Result<axum::Json<Product>, Error> {
+    Ok(axum::Json(query::get_product(&catalog.db, id).await?))
+}
+
+/// Create a product (admin).
+#[utoipa::path(post, path = "/products", tag = "catalog", request_body = NewProduct,
+    security(("session" = [])),
+    responses((status = 201, body = Product), (status = 403, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create(
+    State(catalog): State<Catalog>,
+    user: CurrentUser,
+    Json(new): Json<NewProduct>,
+) -> Result<Response, Problem> {
+    user.require_admin()?;
+    let db = catalog.db.write().await?;
+    let product = write::create_product(&db, &new).await?;
+    let location = format!("/products/{}", product.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(product),
+    )
+        .into_response())
+}
+
+/// Change a product's fields (admin).
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
+    request_body = ProductChanges, security(("session" = [])),
+    responses((status = 200, body = Product), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn update(
+    State(catalog): State<Catalog>,
+    user: CurrentUser,
+    Path(IdPath { id }): Path<IdPath>,
+    Json(changes): Json<ProductChanges>,
+) -> Result<axum::Json<Product>, Problem> {
+    user.require_admin()?;
+    let db = catalog.db.write().await?;
+    Ok(axum::Json(write::update_product(&db, id, &changes).await?))
+}
+
+/// The new stock level of a product.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StockChange {
+    #[schema(value_type = i32, minimum = 0)]
+    on_hand: StockLevel,
+}
+
+/// Set a product's units on hand (admin).
+#[utoipa::path(put, path = "/products/{id}/stock", tag = "catalog", params(("id" = i64, Path)),
+    request_body = StockChange, security(("session" = [])),
+    responses((status = 200, body = Product), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn set_stock(
+    State(catalog): State<Catalog>,
+    user: CurrentUser,
+    Path(IdPath { id }): Path<IdPath>,
+    Json(change): Json<StockChange>,
+) -> Result<axum::Json<Product>, Problem> {
+    user.require_admin()?;
+    let db = catalog.db.write().await?;
+    Ok(axum::Json(stock::set_stock(&db, id, change.on_hand).await?))
+}

@@ -1,0 +1,38 @@
+//! Catalog: products, their prices and their stock.
+//!
+//! Owns the `catalog` schema. Other modules reach stock only through [`reserve_stock`], which
+//! runs inside their transaction so an order and its stock change commit together.
+
+mod error;
+mod http;
+mod product;
+mod query;
+pub mod seed;
+mod stock;
+mod write;
+
+pub use error::Error;
+pub use http::{ApiDoc, router};
+pub use product::{Category, Description, Money, Product, ProductId, ProductName, Sku};
+pub use query::{ProductFilter, ProductPage, get_product, list_products};
+pub use stock::{
+    Quantity, ReserveError, ReservedLine, StockLevel, StockRequest, reserve_stock, set_stock,
+};
+pub use write::{NewProduct, ProductChanges, create_product, update_product};
+
+use platform::db::{Db, Migration};
+
+/// The catalog schema's migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    module: "catalog",
+    version: 1,
+    name: "products",
+    sql: include_str!("../migrations/0001_products.sql"),
+}];
+
+/// The catalog module: what its routes need.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub db: Db,
+    pub sessions: accounts::Sessions,
+}

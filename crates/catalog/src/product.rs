@@ -1,0 +1,204 @@
+//! A product and the checked values it is made of.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+pub type ProductId = i64;
+
+/// A product as the API shows it, with its stock on hand.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Product {
+    pub id: ProductId,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    /// Price in cents.
+    pub price_cents: i64,
+    /// Units in stock.
+    pub stock: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The columns every product query selects, in [`Product::from_row`]'s order.
+pub(crate) const COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category, p.price_cents, \
+     s.on_hand, p.created_at, p.updated_at";
+
+impl Product {
+    pub(crate) fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            id: row.get(0),
+            sku: row.get(1),
+            name: row.get(2),
+            description: row.get(3),
+            category: row.get(4),
+            price_cents: row.get(5),
+            stock: row.get(6),
+            created_at: row.get(7),
+            updated_at: row.get(8),
+        }
+    }
+}
+
+/// Declares a string newtype parsed by `$check`, deserialized through it.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: &str) -> Result<Self, String> {
+                let check: fn(&str) -> Result<String, String> = $check;
+                check(text).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(text: String) -> Result<Self, String> {
+                Self::parse(&text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// A stock-keeping unit: 1 to 64 letters, digits, `-` or `_`.
+    Sku,
+    |text| {
+        let sku = text.trim();
+        let ok = (1..=64).contains(&sku.len())
+            && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| sku.to_owned())
+            .ok_or_else(|| "must be 1 to 64 letters, digits, '-' or '_'".into())
+    }
+);
+
+checked_string!(
+    /// A product name: 1 to 200 characters, no control characters.
+    ProductName,
+    |text| {
+        let name = text.trim();
+        let ok = !name.is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control);
+        ok.then(|| name.to_owned())
+            .ok_or_else(|| "must be 1 to 200 characters without control characters".into())
+    }
+);
+
+checked_string!(
+    /// A description: at most 4000 characters.
+    Description,
+    |text| {
+        (text.chars().count() <= 4000)
+            .then(|| text.trim().to_owned())
+            .ok_or_else(|| "must be at most 4000 characters".into())
+    }
+);
+
+checked_string!(
+    /// A category slug: 1 to 64 lower-case letters, digits or `-`.
+    Category,
+    |text| {
+        let ok = (1..=64).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| text.to_owned())
+            .ok_or_else(|| "must be 1 to 64 lower-case letters, digits or '-'".into())
+    }
+);
+
+impl Default for Description {
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
+
+/// An amount of money in cents: 0 to 100 000 000 (one million in major units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Money(i64);
+
+impl Money {
+    pub const MAX_CENTS: i64 = 100_000_000;
+
+    pub fn from_cents(cents: i64) -> Result<Self, String> {
+        if (0..=Self::MAX_CENTS).contains(&cents) {
+            Ok(Self(cents))
+        } else {
+            Err(format!(
+                "must be a whole number of cents from 0 to {}",
+                Self::MAX_CENTS
+            ))
+        }
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Money {
+    type Error = String;
+    fn try_from(cents: i64) -> Result<Self, String> {
+        Self::from_cents(cents)
+    }
+}
+
+impl From<Money> for i64 {
+    fn from(money: Money) -> i64 {
+        money.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skus_are_restricted() {
+        assert_eq!(Sku::parse(" SKU-1_a ").unwrap().as_str(), "SKU-1_a");
+        assert!(Sku::parse("").is_err());
+        assert!(Sku::parse("has space").is_err());
+        assert!(Sku::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn categories_are_slugs() {
+        assert!(Category::parse("garden-tools").is_ok());
+        assert!(Category::parse("Garden").is_err());
+        assert!(Category::parse("").is_err());
+    }
+
+    #[test]
+    fn names_and_descriptions_are_bounded() {
+        assert!(ProductName::parse("Lamp").is_ok());
+        assert!(ProductName::parse(" ").is_err());
+        assert!(ProductName::parse(&"x".repeat(201)).is_err());
+        assert!(Description::parse("").is_ok());
+        assert!(Description::parse(&"x".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn money_is_bounded_cents() {
+        assert_eq!(Money::from_cents(0).unwrap().cents(), 0);
+        assert!(Money::from_cents(-1).is_err());
+        assert!(Money::from_cents(Money::MAX_CENTS + 1).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Reading products: one by id, or a keyset page filtered by category and price.
+
+use platform::{db::Db, page::PageSize};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{Category, Error, Money, Product, ProductId, product::COLUMNS};
+
+/// The product `id` with its stock, from the read pool.
+pub async fn get_product(db: &Db, id: ProductId) -> Result<Product, Error> {
+    let client = db.read().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM catalog.products p JOIN catalog.stock s ON s.product_id = p.id
+              WHERE p.id = $1"
+        ))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&id])
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Product::from_row(&row))
+}
+
+/// Which products to list, and from where.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProductFilter {
+    /// Only this category.
+    #[param(value_type = Option<String>)]
+    pub category: Option<Category>,
+    /// Lowest price, in cents, inclusive.
+    #[param(value_type = Option<i64>)]
+    pub min_price: Option<Money>,
+    /// Highest price, in cents, inclusive.
+    #[param(value_type = Option<i64>)]
+    pub max_price: Option<Money>,
+    /// The `next_after` of the previous page.
+    pub after: Option<ProductId>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<PageSize>,
+}
+
+/// A page of products in id order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductPage {
+    pub items: Vec<Product>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<ProductId>,
+}
+
+/// A keyset page of products. Each filter combination gets its own SQL text, so each gets a
+/// prepared plan that uses the index made for it: `(category, id)` or `(price_cents, id)`.
+pub async fn list_products(db: &Db, filter: &ProductFilter) -> Result<ProductPage, Error> {
+    if let (Some(min), Some(max)) = (filter.min_price, filter.max_price) {
+        if min > max {
+            return Err(Error::InvalidFilter {
+                field: "max_price",
+                detail: "must not be below min_price",
+            });
+        }
+    }
+    let limit = filter.limit.unwrap_or_default().get();
+    let category = filter.category.as_ref().map(Category::as_str);
+    let min = filter.min_price.map(Money::cents);
+    let max = filter.max_price.map(Money::cents);
+    let after = filter.after.unwrap_or(0);
+
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM catalog.products p JOIN catalog.stock s ON s.product_id = p.id
+          WHERE p.id > $1"
+    );
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&after, &limit];
+    for (column, op, value) in [
+        (
+            "category",
+            "=",
+            category
+                .as_ref()
+                .map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync)),
+        ),
+        ("price_cents", ">=", min.as_ref().map(|m| m as _)),
+        ("price_cents", "<=", max.as_ref().map(|m| m as _)),
+    ] {
+        if let Some(value) = value {
+            params.push(value);
+            sql.push_str(&format!(" AND p.{column} {op} ${}", params.len()));
+        }
+    }
+    sql.push_str(" ORDER BY p.id LIMIT $2");
+
+    let client = db.read().await?;
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client.query(&statement, &params).await?;
+    let items: Vec<Product> = rows.iter().map(Product::from_row).collect();
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|p| p.id))
+        .flatten();
+    Ok(ProductPage { items, next_after })
+}

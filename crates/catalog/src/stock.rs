@@ -1,0 +1,217 @@
+//! Stock: setting it, and reserving it for an order so that it can never go negative.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use platform::InfraError;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Product, ProductId, product::COLUMNS};
+
+/// How many units one order line asks for: 1 to 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i32")]
+pub struct Quantity(i32);
+
+impl Quantity {
+    pub const MAX: i32 = 1000;
+
+    pub fn new(n: i64) -> Result<Self, String> {
+        match i32::try_from(n) {
+            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
+            _ => Err(format!("must be a whole number from 1 to {}", Self::MAX)),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        Self::new(n)
+    }
+}
+
+impl From<Quantity> for i32 {
+    fn from(q: Quantity) -> i32 {
+        q.0
+    }
+}
+
+/// Units on hand: 0 to 10 000 000.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i32")]
+pub struct StockLevel(i32);
+
+impl StockLevel {
+    pub const MAX: i32 = 10_000_000;
+
+    pub fn new(n: i64) -> Result<Self, String> {
+        match i32::try_from(n) {
+            Ok(n) if (0..=Self::MAX).contains(&n) => Ok(Self(n)),
+            _ => Err(format!("must be a whole number from 0 to {}", Self::MAX)),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for StockLevel {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        Self::new(n)
+    }
+}
+
+impl From<StockLevel> for i32 {
+    fn from(s: StockLevel) -> i32 {
+        s.0
+    }
+}
+
+/// One product and how many of it to reserve.
+#[derive(Debug, Clone, Copy)]
+pub struct StockRequest {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+/// A reserved line, with the name and price the product had at that moment.
+#[derive(Debug, Clone)]
+pub struct ReservedLine {
+    pub product_id: ProductId,
+    pub name: String,
+    pub unit_price_cents: i64,
+    pub quantity: Quantity,
+}
+
+/// Why a reservation failed; `line` is the index of the request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    #[error("line {line}: no product {product_id}")]
+    UnknownProduct { line: usize, product_id: ProductId },
+    #[error("line {line}: only {available} of product {product_id} in stock")]
+    Insufficient {
+        line: usize,
+        product_id: ProductId,
+        available: i32,
+    },
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl From<tokio_postgres::Error> for ReserveError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Infra(e.into())
+    }
+}
+
+/// Takes the requested units out of stock, inside the caller's transaction; product ids must
+/// be distinct. Nothing is taken unless every line can be served.
+///
+/// Rows are locked in product-id order, so concurrent orders over the same products queue
+/// instead of deadlocking; the update re-checks `on_hand >= quantity` and the table's CHECK
+/// constraint backs it, so stock cannot go negative whatever the interleaving.
+pub async fn reserve_stock(
+    tx: &impl GenericClient,
+    requests: &[StockRequest],
+) -> Result<Vec<ReservedLine>, ReserveError> {
+    let ids: Vec<ProductId> = requests.iter().map(|r| r.product_id).collect();
+    let quantities: Vec<i32> = requests.iter().map(|r| r.quantity.get()).collect();
+    let lock = tx
+        .prepare_cached(
+            "SELECT s.product_id, p.name, p.price_cents, s.on_hand
+               FROM catalog.stock s JOIN catalog.products p ON p.id = s.product_id
+              WHERE s.product_id = ANY($1)
+              ORDER BY s.product_id
+                FOR UPDATE OF s",
+        )
+        .await?;
+    let rows = tx.query(&lock, &[&ids]).await?;
+    let found: HashMap<ProductId, &tokio_postgres::Row> =
+        rows.iter().map(|row| (row.get(0), row)).collect();
+    let mut reserved = Vec::with_capacity(requests.len());
+    for (line, request) in requests.iter().enumerate() {
+        let row = found
+            .get(&request.product_id)
+            .ok_or(ReserveError::UnknownProduct {
+                line,
+                product_id: request.product_id,
+            })?;
+        let available: i32 = row.get(3);
+        if available < request.quantity.get() {
+            return Err(ReserveError::Insufficient {
+                line,
+                product_id: request.product_id,
+                available,
+            });
+        }
+        reserved.push(ReservedLine {
+            product_id: request.product_id,
+            name: row.get(1),
+            unit_price_cents: row.get(2),
+            quantity: request.quantity,
+        });
+    }
+    let take = tx
+        .prepare_cached(
+            "UPDATE catalog.stock s SET on_hand = s.on_hand - r.quantity
+               FROM unnest($1::bigint[], $2::integer[]) AS r (product_id, quantity)
+              WHERE s.product_id = r.product_id AND s.on_hand >= r.quantity",
+        )
+        .await?;
+    let updated = tx.execute(&take, &[&ids, &quantities]).await?;
+    if updated != requests.len() as u64 {
+        // Unreachable while the rows are locked above; kept as a guard, not a code path.
+        return Err(InfraError::unexpected("stock changed under a row lock").into());
+    }
+    Ok(reserved)
+}
+
+/// Sets the units on hand of `product_id`; returns the product as it now is.
+pub async fn set_stock(
+    db: &impl GenericClient,
+    product_id: ProductId,
+    level: StockLevel,
+) -> Result<Product, Error> {
+    let statement = db
+        .prepare_cached(&format!(
+            "WITH s AS (
+                UPDATE catalog.stock SET on_hand = $2 WHERE product_id = $1 RETURNING *
+             )
+             SELECT {COLUMNS} FROM catalog.products p JOIN s ON s.product_id = p.id"
+        ))
+        .await?;
+    let row = db
+        .query_opt(&statement, &[&product_id, &level.get()])
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Product::from_row(&row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_bounded() {
+        assert_eq!(Quantity::new(1).unwrap().get(), 1);
+        assert_eq!(Quantity::new(1000).unwrap().get(), 1000);
+        assert!(Quantity::new(0).is_err());
+        assert!(Quantity::new(-3).is_err());
+        assert!(Quantity::new(1001).is_err());
+        assert!(Quantity::new(i64::MAX).is_err());
+    }
+
+    #[test]
+    fn stock_levels_are_bounded() {
+        assert!(StockLevel::new(0).is_ok());
+        assert!(StockLevel::new(-1).is_err());
+        assert!(StockLevel::new(i64::from(StockLevel::MAX) + 1).is_err());
+    }
+}

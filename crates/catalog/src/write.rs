@@ -1,0 +1,112 @@
+//! Writing products: creating one with its initial stock, and changing its fields.
+
+use deadpool_postgres::GenericClient;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::{
+    Category, Description, Error, Money, Product, ProductId, ProductName, Sku, StockLevel,
+    product::COLUMNS,
+};
+
+/// A new product. Ids and timestamps are the server's: unknown fields are rejected.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    #[schema(value_type = String, example = "LAMP-001")]
+    pub sku: Sku,
+    #[schema(value_type = String, example = "Desk lamp")]
+    pub name: ProductName,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub description: Description,
+    #[schema(value_type = String, example = "lighting")]
+    pub category: Category,
+    #[schema(value_type = i64, example = 2999)]
+    pub price_cents: Money,
+    #[serde(default)]
+    #[schema(value_type = i32, example = 10)]
+    pub stock: StockLevel,
+}
+
+/// Changes to a product; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChanges {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<ProductName>,
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Description>,
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Category>,
+    #[schema(value_type = Option<i64>)]
+    pub price_cents: Option<Money>,
+}
+
+/// Creates a product and its stock row in one statement.
+pub async fn create_product(db: &impl GenericClient, new: &NewProduct) -> Result<Product, Error> {
+    let statement = db
+        .prepare_cached(&format!(
+            "WITH p AS (
+                INSERT INTO catalog.products (sku, name, description, category, price_cents)
+                VALUES ($1, $2, $3, $4, $5)
+                RETURNING *
+             ), s AS (
+                INSERT INTO catalog.stock (product_id, on_hand) SELECT id, $6 FROM p
+                RETURNING *
+             )
+             SELECT {COLUMNS} FROM p JOIN s ON s.product_id = p.id"
+        ))
+        .await?;
+    let row = db
+        .query_one(
+            &statement,
+            &[
+                &new.sku.as_str(),
+                &new.name.as_str(),
+                &new.description.as_str(),
+                &new.category.as_str(),
+                &new.price_cents.cents(),
+                &new.stock.get(),
+            ],
+        )
+        .await?;
+    Ok(Product::from_row(&row))
+}
+
+/// Applies `changes` to the product `id`.
+pub async fn update_product(
+    db: &impl GenericClient,
+    id: ProductId,
+    changes: &ProductChanges,
+) -> Result<Product, Error> {
+    let statement = db
+        .prepare_cached(&format!(
+            "WITH p AS (
+                UPDATE catalog.products SET
+                    name = COALESCE($2, name),
+                    description = COALESCE($3, description),
+                    category = COALESCE($4, category),
+                    price_cents = COALESCE($5, price_cents),
+                    updated_at = now()
+                 WHERE id = $1
+                RETURNING *
+             )
+             SELECT {COLUMNS} FROM p JOIN catalog.stock s ON s.product_id = p.id"
+        ))
+        .await?;
+    let row = db
+        .query_opt(
+            &statement,
+            &[
+                &id,
+                &changes.name.as_ref().map(ProductName::as_str),
+                &changes.description.as_ref().map(Description::as_str),
+                &changes.category.as_ref().map(Category::as_str),
+                &changes.price_cents.map(Money::cents),
+            ],
+        )
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Product::from_row(&row))
+}

@@ -1,0 +1,138 @@
+//! Building and running the HTTP application: pools, migrations, router, listener.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use accounts::{Accounts, Sessions};
+use axum::Router;
+use catalog::Catalog;
+use orders::Orders;
+use platform::{
+    InfraError,
+    db::{Db, DbConfigError, Migration, MigrationError},
+    redis::{Redis, RedisConfigError},
+};
+use tokio::net::TcpListener;
+
+use crate::{Config, health, openapi};
+
+/// Every module's migrations, in dependency order.
+const MIGRATIONS: [&[Migration]; 4] = [
+    platform::MIGRATIONS,
+    accounts::MIGRATIONS,
+    catalog::MIGRATIONS,
+    orders::MIGRATIONS,
+];
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    DbConfig(#[from] DbConfigError),
+    #[error(transparent)]
+    RedisConfig(#[from] RedisConfigError),
+    #[error("cannot reach PostgreSQL (KEEL_DATABASE_URL)")]
+    Db(#[from] InfraError),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Applies every pending migration of every module.
+pub async fn migrate(db: &Db) -> Result<usize, StartError> {
+    let mut client = db.write().await?;
+    let all: Vec<Migration> = MIGRATIONS.iter().flat_map(|m| m.iter().copied()).collect();
+    Ok(platform::db::migrate(&mut client, &all).await?)
+}
+
+/// The whole HTTP API behind the middleware stack.
+pub fn router(db: Db, redis: Redis, config: &Config) -> Router {
+    let sessions = Sessions::new(redis.clone(), &config.sessions);
+    let api = Router::new()
+        .merge(accounts::router().with_state(Accounts {
+            db: db.clone(),
+            sessions: sessions.clone(),
+        }))
+        .merge(catalog::router().with_state(Catalog {
+            db: db.clone(),
+            sessions: sessions.clone(),
+        }))
+        .merge(orders::router().with_state(Orders {
+            db: db.clone(),
+            sessions,
+        }))
+        .merge(health::router(db, redis))
+        .merge(openapi::router());
+    platform::http::layer(api, &config.http)
+}
+
+/// A migrated application bound to its port, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Db,
+}
+
+impl Application {
+    /// Connects, migrates and binds; `config.http.listen` may use port 0.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let db = Db::connect(&config.db)?;
+        let redis = Redis::connect(&config.redis)?;
+        migrate(&db).await?;
+        let addr = config.http.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let router = router(db.clone(), redis, config);
+        Ok(Self {
+            listener,
+            router,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        purge.abort();
+        served
+    }
+}
+
+/// Deletes expired idempotency keys every few minutes, in small batches.
+async fn purge_idempotency_keys(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        let purged = async {
+            let client = db.write().await?;
+            platform::idempotency::purge_expired(&client, 5_000).await
+        }
+        .await;
+        match purged {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
+            Err(e) => tracing::warn!(error = %e, "idempotency key purge failed"),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The configuration of `keel serve`: every setting a flag and a `KEEL_*` variable.
+
+use accounts::SessionConfig;
+use platform::config::{DbConfig, HttpConfig, RedisConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub sessions: SessionConfig,
+}

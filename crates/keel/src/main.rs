@@ -1,0 +1,105 @@
+//! The `keel` command: parses the command line and runs what it names.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keel::{Application, Config, seed::SeedSizes};
+use platform::{config::DbConfig, db::Db};
+
+/// Keel: a horizontally scalable commerce backend.
+///
+/// Every option can also be set through the environment variable shown with it.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, then serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests drain).
+    Serve(Config),
+    /// Apply pending database migrations, then exit.
+    Migrate(DbConfig),
+    /// Migrate, then add demo data (users and products with stock) through COPY.
+    Seed {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        sizes: SeedSizes,
+    },
+    /// Give an existing account the admin role (it takes effect at its next login).
+    Promote {
+        /// The account's email.
+        email: String,
+        #[command(flatten)]
+        db: DbConfig,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    platform::telemetry::init_logs();
+    match cli.command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(db) => {
+            let applied = keel::migrate(&Db::connect(&db)?).await?;
+            tracing::info!(applied, "migrations up to date");
+            Ok(())
+        }
+        Command::Seed { db, sizes } => {
+            let db = Db::connect(&db)?;
+            keel::migrate(&db).await?;
+            keel::seed::seed(&db, sizes)
+                .await
+                .context("seeding failed")?;
+            tracing::info!(products = sizes.products, users = sizes.users, "seeded");
+            Ok(())
+        }
+        Command::Promote { email, db } => {
+            let email = accounts::Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+            let db = Db::connect(&db)?;
+            let user = accounts::promote_to_admin(&db, &email).await?;
+            tracing::info!(user = user.id, "promoted to admin");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(&config).await?;
+    tracing::info!(url = %format!("http://{}", app.local_addr()), "serving");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM (how orchestrators stop a process) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, draining");
+}

@@ -1,0 +1,92 @@
+//! The orders boundary's errors, and their one mapping to problem+json.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use catalog::ReserveError;
+use platform::{InfraError, http::Problem, idempotency::IdempotencyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such order")]
+    NotFound,
+    #[error("line {line}: no product {product_id}")]
+    UnknownProduct { line: usize, product_id: i64 },
+    #[error("line {line}: only {available} of product {product_id} in stock")]
+    InsufficientStock {
+        line: usize,
+        product_id: i64,
+        available: i32,
+    },
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl From<ReserveError> for Error {
+    fn from(e: ReserveError) -> Self {
+        match e {
+            ReserveError::UnknownProduct { line, product_id } => {
+                Error::UnknownProduct { line, product_id }
+            }
+            ReserveError::Insufficient {
+                line,
+                product_id,
+                available,
+            } => Error::InsufficientStock {
+                line,
+                product_id,
+                available,
+            },
+            ReserveError::Infra(e) => Error::Infra(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Infra(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Infra(e.into())
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound => Problem::not_found("Order"),
+            Error::UnknownProduct { line, product_id } => Problem::invalid_field(
+                format!("lines[{line}].product_id"),
+                format!("there is no product {product_id}"),
+            ),
+            Error::InsufficientStock {
+                line,
+                product_id,
+                available,
+            } => {
+                let detail = format!("only {available} of product {product_id} in stock");
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "insufficient-stock",
+                    "Not enough stock",
+                )
+                .detail(format!("lines[{line}].quantity: {detail}"))
+                .field(format!("lines[{line}].quantity"), detail)
+            }
+            Error::Idempotency(e) => e.into(),
+            Error::Infra(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}

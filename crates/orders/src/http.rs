@@ -1,0 +1,100 @@
+//! The orders routes: thin handlers over the service functions.
+
+use accounts::{CurrentUser, Sessions};
+use axum::{
+    Router,
+    extract::{FromRef, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use platform::{
+    http::{IdPath, Json, Path, Problem, Query},
+    idempotency::IdempotencyKey,
+};
+use utoipa::OpenApi;
+
+use crate::{
+    Error, LineRequest, Order, OrderLine, OrderPage, OrderPageRequest, OrderStatus, Orders,
+    PlaceOrder, Placed, place, query,
+};
+
+impl FromRef<Orders> for Sessions {
+    fn from_ref(orders: &Orders) -> Sessions {
+        orders.sessions.clone()
+    }
+}
+
+pub fn router() -> Router<Orders> {
+    Router::new()
+        .route("/orders", get(list).post(place_order))
+        .route("/orders/{id}", get(show))
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    paths(place_order, list, show),
+    components(schemas(Order, OrderLine, OrderStatus, OrderPage, PlaceOrder, LineRequest))
+)]
+pub struct ApiDoc;
+
+/// Place an order for the current user. Send an `Idempotency-Key` header to retry safely.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    security(("session" = [])),
+    responses((status = 201, body = Order), (status = 401, body = Problem),
+              (status = 409, description = "not enough stock, or the same key in flight", body = Problem),
+              (status = 422, description = "invalid field, or the key reused with another body", body = Problem)))]
+async fn place_order(
+    State(orders): State<Orders>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Json(request): Json<PlaceOrder>,
+) -> Result<Response, Problem> {
+    let key = IdempotencyKey::from_headers(&headers)?;
+    match place::place_order_once(&orders.db, user.id, key.as_ref(), &request).await? {
+        Placed::Created { order, body } => {
+            let location = HeaderValue::from_str(&format!("/orders/{}", order.id))
+                .map_err(Problem::internal)?;
+            Ok((
+                StatusCode::CREATED,
+                [
+                    (header::LOCATION, location),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        Placed::Replayed(stored) => Ok(stored.into_response()),
+    }
+}
+
+/// The current user's orders, newest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderPageRequest),
+    security(("session" = [])),
+    responses((status = 200, body = OrderPage), (status = 401, body = Problem)))]
+async fn list(
+    State(orders): State<Orders>,
+    user: CurrentUser,
+    Query(page): Query<OrderPageRequest>,
+) -> Result<axum::Json<OrderPage>, Error> {
+    Ok(axum::Json(
+        query::list_orders(&orders.db, user.id, &page).await?,
+    ))
+}
+
+/// One of the current user's orders.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)),
+    security(("session" = [])),
+    responses((status = 200, body = Order), (status = 404, body = Problem)))]
+async fn show(
+    State(orders): State<Orders>,
+    user: CurrentUser,
+    Path(IdPath { id }): Path<IdPath>,
+) -> Result<axum::Json<Order>, Error> {
+    Ok(axum::Json(query::get_order(&orders.db, user.id, id).await?))
+}

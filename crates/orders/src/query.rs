@@ -1,0 +1,96 @@
+//! Reading a customer's own orders, each with its lines, in one query.
+
+use accounts::UserId;
+use platform::{db::Db, page::PageSize};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::Json;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{Error, Order, OrderId, OrderLine, OrderStatus};
+
+/// Every order query selects these columns; the lines come aggregated as JSON, so a page of
+/// orders with all their lines is one round trip and one index scan per order.
+const SELECT: &str = "SELECT o.id, o.status, o.total_cents, o.created_at,
+        (SELECT coalesce(json_agg(json_build_object(
+                    'product_id', l.product_id, 'product_name', l.product_name,
+                    'quantity', l.quantity, 'unit_price_cents', l.unit_price_cents)
+                ORDER BY l.line_no), '[]')
+           FROM orders.order_lines l WHERE l.order_id = o.id)
+   FROM orders.orders o";
+
+fn order_from_row(row: &tokio_postgres::Row) -> Result<Order, Error> {
+    let Json(lines): Json<Vec<OrderLine>> = row.get(4);
+    Ok(Order {
+        id: row.get(0),
+        status: OrderStatus::parse(row.get(1)).ok_or_else(|| {
+            platform::InfraError::unexpected(format!(
+                "order with unknown status {:?}",
+                row.get::<_, &str>(1)
+            ))
+        })?,
+        total_cents: row.get(2),
+        created_at: row.get(3),
+        lines,
+    })
+}
+
+/// The order `id`, if it belongs to `user_id`; another user's order is as absent as a
+/// missing one, so ids reveal nothing.
+pub async fn get_order(db: &Db, user_id: UserId, id: OrderId) -> Result<Order, Error> {
+    let client = db.read().await?;
+    let statement = client
+        .prepare_cached(&format!("{SELECT} WHERE o.id = $1 AND o.user_id = $2"))
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&id, &user_id])
+        .await?
+        .ok_or(Error::NotFound)?;
+    order_from_row(&row)
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrderPageRequest {
+    /// The `next_after` of the previous page.
+    pub after: Option<OrderId>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<PageSize>,
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<Order>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<OrderId>,
+}
+
+/// The orders of `user_id`, newest first, in keyset pages over `(user_id, id DESC)`.
+pub async fn list_orders(
+    db: &Db,
+    user_id: UserId,
+    page: &OrderPageRequest,
+) -> Result<OrderPage, Error> {
+    let limit = page.limit.unwrap_or_default().get();
+    let before = page.after.unwrap_or(i64::MAX);
+    let client = db.read().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "{SELECT} WHERE o.user_id = $1 AND o.id < $2 ORDER BY o.id DESC LIMIT $3"
+        ))
+        .await?;
+    let rows = client
+        .query(&statement, &[&user_id, &before, &limit])
+        .await?;
+    let items = rows
+        .iter()
+        .map(order_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|o| o.id))
+        .flatten();
+    Ok(OrderPage { items, next_after })
+}

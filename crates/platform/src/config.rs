@@ -1,0 +1,111 @@
+//! Configuration of the shared infrastructure, from flags or `KEEL_*` environment variables
+//! (12-factor), with defaults that work against the local services.
+
+use std::{net::SocketAddr, time::Duration};
+
+/// PostgreSQL: where the primary and the read pool point, and how the pools behave.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbConfig {
+    /// PostgreSQL URL of the primary; every write goes here.
+    #[arg(
+        long = "database-url",
+        env = "KEEL_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/keel"
+    )]
+    pub url: String,
+
+    /// PostgreSQL URL for reads. Unset, reads go to the primary.
+    #[arg(long = "database-read-url", env = "KEEL_DATABASE_READ_URL")]
+    pub read_url: Option<String>,
+
+    /// Connections in the write pool.
+    #[arg(long, env = "KEEL_DB_WRITE_POOL", default_value_t = 16)]
+    pub write_pool: usize,
+
+    /// Connections in the read pool.
+    #[arg(long, env = "KEEL_DB_READ_POOL", default_value_t = 16)]
+    pub read_pool: usize,
+
+    /// How long a request waits for a pooled connection before it is shed with a 503.
+    #[arg(long, env = "KEEL_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub acquire_timeout: Duration,
+
+    /// PostgreSQL `statement_timeout` on every pooled connection.
+    #[arg(long, env = "KEEL_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
+}
+
+/// Redis: sessions now; cache and rate limits later.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisConfig {
+    /// Redis URL.
+    #[arg(
+        long = "redis-url",
+        env = "KEEL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub url: String,
+
+    /// Prefix of every key Keel writes, so deployments (and tests) can share one Redis.
+    #[arg(long, env = "KEEL_REDIS_PREFIX", default_value = "keel:")]
+    pub key_prefix: String,
+
+    /// How long one Redis command may take before it counts as failed.
+    #[arg(long, env = "KEEL_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KEEL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// A request that takes longer is answered with a 503 problem.
+    #[arg(long, env = "KEEL_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request body accepted; larger ones get a 413 problem.
+    #[arg(long, env = "KEEL_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+}
+
+/// Parses a duration such as `250ms`, `2s`, `5m` or `24h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` needs a unit: ms, s, m or h"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{unit}` is not a unit: use ms, s, m or h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn durations_without_a_known_unit_are_rejected() {
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("3 days").is_err());
+    }
+}

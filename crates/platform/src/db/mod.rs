@@ -1,0 +1,102 @@
+//! PostgreSQL: a write pool on the primary and a read pool, chosen per query by the caller.
+
+mod migrate;
+
+pub use deadpool_postgres::{Object as Connection, Transaction};
+pub use migrate::{Migration, MigrationError, migrate};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::{InfraError, config::DbConfig};
+
+/// The database handle every module shares: cheap to clone.
+///
+/// Code asks for `write()` or `read()` per query, so pointing `read_url` at replicas later
+/// changes no caller.
+#[derive(Clone, Debug)]
+pub struct Db {
+    write: Pool,
+    read: Pool,
+}
+
+/// A configuration the pools cannot be built from.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting} is not a valid PostgreSQL URL: {reason}")]
+pub struct DbConfigError {
+    setting: &'static str,
+    reason: String,
+}
+
+impl Db {
+    /// Builds both pools. Connections open lazily, on first use.
+    pub fn connect(config: &DbConfig) -> Result<Self, DbConfigError> {
+        let write = pool(&config.url, "KEEL_DATABASE_URL", config.write_pool, config)?;
+        let read = match &config.read_url {
+            Some(url) => pool(url, "KEEL_DATABASE_READ_URL", config.read_pool, config)?,
+            None => pool(&config.url, "KEEL_DATABASE_URL", config.read_pool, config)?,
+        };
+        Ok(Self { write, read })
+    }
+
+    /// A connection to the primary, for writes and reads that must see them.
+    pub async fn write(&self) -> Result<Connection, InfraError> {
+        Ok(self.write.get().await?)
+    }
+
+    /// A connection for reads that may be served by a replica.
+    pub async fn read(&self) -> Result<Connection, InfraError> {
+        Ok(self.read.get().await?)
+    }
+
+    /// Checks that both pools reach their server.
+    pub async fn ping(&self) -> Result<(), InfraError> {
+        for pool in [&self.write, &self.read] {
+            pool.get().await?.simple_query("SELECT 1").await?;
+        }
+        Ok(())
+    }
+}
+
+fn pool(
+    url: &str,
+    setting: &'static str,
+    size: usize,
+    config: &DbConfig,
+) -> Result<Pool, DbConfigError> {
+    let mut pg: tokio_postgres::Config =
+        url.parse()
+            .map_err(|e: tokio_postgres::Error| DbConfigError {
+                setting,
+                reason: e.to_string(),
+            })?;
+    if pg.get_dbname().is_none() {
+        return Err(DbConfigError {
+            setting,
+            reason: "it names no database".into(),
+        });
+    }
+    pg.application_name("keel");
+    pg.options(format!(
+        "-c statement_timeout={}",
+        config.statement_timeout.as_millis()
+    ));
+    pg.connect_timeout(config.acquire_timeout);
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(config.acquire_timeout))
+        .create_timeout(Some(config.acquire_timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbConfigError {
+            setting,
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,174 @@
+//! RFC 9457 `application/problem+json`: the one shape of every error Keel sends.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{BoxError, InfraError};
+
+/// A problem detail. Its `source`, when set, is logged and never sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:keel:problem:insufficient-stock`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The fields of the request that were wrong, each with what was wrong with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    retry_after: Option<u32>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    source: Option<BoxError>,
+}
+
+/// One invalid field: `field` is its path in the request, e.g. `lines[0].quantity`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem of kind `slug` (e.g. `not-found`) with a human title.
+    pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:keel:problem:{slug}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// A 422 naming the one field that was wrong.
+    pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let (field, detail) = (field.into(), detail.into());
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-request",
+            "The request has invalid fields",
+        )
+        .detail(format!("{field}: {detail}"))
+        .field(field, detail)
+    }
+
+    pub fn field(mut self, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        self.errors.push(FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        });
+        self
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+        )
+        .detail("send a valid session token as `Authorization: Bearer <token>` or the `keel_session` cookie")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+    }
+
+    /// A 500 whose cause is logged, never shown.
+    pub fn internal(source: impl Into<BoxError>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        );
+        problem.source = Some(source.into());
+        problem
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<InfraError> for Problem {
+    fn from(e: InfraError) -> Self {
+        match e {
+            InfraError::Unavailable { dependency, .. } => {
+                let mut problem = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service temporarily unavailable",
+                )
+                .detail("a dependency is overloaded or unreachable; retry shortly")
+                .retry_after(1);
+                tracing::warn!(dependency, error = ?e, "request shed");
+                problem.source = Some(Box::new(e));
+                problem
+            }
+            e @ InfraError::Unexpected(_) => Self::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Some(source) = &self.source {
+            if status.is_server_error() {
+                tracing::error!(error = %ErrorChain(source.as_ref()), "request failed");
+            }
+        }
+        let mut response = (status, axum::Json(&self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Displays an error with all its sources, for one log field.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}

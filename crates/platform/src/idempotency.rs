@@ -1,0 +1,249 @@
+//! Idempotency keys for unsafe requests, with the semantics of Stripe and of
+//! draft-ietf-httpapi-idempotency-key-header:
+//!
+//! - the same key with the same request replays the stored response;
+//! - the same key with another request is a 422;
+//! - the same key while the first request still runs is a 409;
+//! - keys live at least 24 hours, then expire.
+//!
+//! The response is stored by [`Pending::complete`] inside the caller's transaction, so the
+//! effect and its recorded response commit together or not at all.
+
+use std::time::Duration;
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{InfraError, http::Problem};
+
+/// How long a key is remembered.
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// A claim left by a process that died mid-request may be taken over after this long; it must
+/// exceed the request timeout so that a live request is never overtaken.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+
+/// The value of an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const HEADER: &'static str = "idempotency-key";
+
+    /// Reads the header, if the request has one.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, Problem> {
+        let Some(value) = headers.get(Self::HEADER) else {
+            return Ok(None);
+        };
+        let invalid = || {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key header",
+            )
+            .detail("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            .field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+        };
+        let text = value.to_str().map_err(|_| invalid())?;
+        let text = text.trim().trim_matches('"');
+        if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid());
+        }
+        Ok(Some(Self(text.to_owned())))
+    }
+}
+
+/// What a claim on a key found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key is new (or expired): run the request, then `complete` or `release`.
+    Fresh(Pending),
+    /// The key was used for this very request before: send this again.
+    Replay(StoredResponse),
+}
+
+/// A key this request holds until it completes or releases it.
+#[derive(Debug)]
+pub struct Pending {
+    scope: String,
+    key: String,
+}
+
+/// A response recorded for a key.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    #[error("the idempotency key was used with a different request")]
+    Mismatch,
+    #[error("a request with this idempotency key is still in progress")]
+    InFlight,
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl From<tokio_postgres::Error> for IdempotencyError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Infra(e.into())
+    }
+}
+
+impl From<IdempotencyError> for Problem {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::Mismatch => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused with a different request",
+            )
+            .detail("this Idempotency-Key was sent before with another body; use a new key")
+            .field("Idempotency-Key", "already used for a different request"),
+            IdempotencyError::InFlight => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "A request with this idempotency key is in progress",
+            )
+            .detail("wait for the first request to finish, then retry to get its response")
+            .retry_after(1),
+            IdempotencyError::Infra(e) => e.into(),
+        }
+    }
+}
+
+/// The fingerprint of a request: its operation and its canonical JSON, so that key order and
+/// white space do not make two equal requests differ.
+pub fn fingerprint(operation: &str, request: &impl Serialize) -> Result<Vec<u8>, InfraError> {
+    let canonical: serde_json::Value =
+        serde_json::to_value(request).map_err(InfraError::unexpected)?;
+    let mut hasher = Sha256::new();
+    hasher.update(operation.as_bytes());
+    hasher.update([0]);
+    hasher.update(canonical.to_string().as_bytes());
+    Ok(hasher.finalize().to_vec())
+}
+
+/// Claims `key` for `scope` (e.g. `user:42`) and a request with this `fingerprint`.
+pub async fn claim(
+    client: &impl GenericClient,
+    scope: &str,
+    key: &IdempotencyKey,
+    fingerprint: &[u8],
+) -> Result<Claim, IdempotencyError> {
+    let retention = RETENTION.as_secs_f64();
+    let abandoned = ABANDONED_AFTER.as_secs_f64();
+    let claimed = client
+        .query_opt(
+            "INSERT INTO platform.idempotency_keys AS k (scope, key, request_hash, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+             ON CONFLICT (scope, key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash, locked_at = now(),
+                    expires_at = EXCLUDED.expires_at, response_status = NULL, response_body = NULL
+              WHERE k.expires_at < now()
+                 OR (k.response_status IS NULL AND k.request_hash = EXCLUDED.request_hash
+                     AND k.locked_at < now() - make_interval(secs => $5))
+             RETURNING 1",
+            &[&scope, &key.0, &fingerprint, &retention, &abandoned],
+        )
+        .await?;
+    if claimed.is_some() {
+        return Ok(Claim::Fresh(Pending {
+            scope: scope.to_owned(),
+            key: key.0.clone(),
+        }));
+    }
+    let row = client
+        .query_opt(
+            "SELECT request_hash, response_status, response_body
+               FROM platform.idempotency_keys WHERE scope = $1 AND key = $2",
+            &[&scope, &key.0],
+        )
+        .await?;
+    // The row vanished between the two statements only if the purge took it: the key is
+    // expired, and a retry will claim it.
+    let row = row.ok_or(IdempotencyError::InFlight)?;
+    if row.get::<_, &[u8]>(0) != fingerprint {
+        return Err(IdempotencyError::Mismatch);
+    }
+    match (
+        row.get::<_, Option<i16>>(1),
+        row.get::<_, Option<Vec<u8>>>(2),
+    ) {
+        (Some(status), Some(body)) => Ok(Claim::Replay(StoredResponse {
+            status: u16::try_from(status)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK),
+            body,
+        })),
+        _ => Err(IdempotencyError::InFlight),
+    }
+}
+
+impl Pending {
+    /// Records the response; run it in the transaction of the request's effect.
+    pub async fn complete(
+        &self,
+        client: &impl GenericClient,
+        status: StatusCode,
+        body: &[u8],
+    ) -> Result<(), InfraError> {
+        let status = i16::try_from(status.as_u16()).map_err(InfraError::unexpected)?;
+        client
+            .execute(
+                "UPDATE platform.idempotency_keys SET response_status = $3, response_body = $4
+                  WHERE scope = $1 AND key = $2",
+                &[&self.scope, &self.key, &status, &body],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the key after a failure that was not the client's, so a retry runs again.
+    pub async fn release(&self, client: &impl GenericClient) -> Result<(), InfraError> {
+        client
+            .execute(
+                "DELETE FROM platform.idempotency_keys WHERE scope = $1 AND key = $2",
+                &[&self.scope, &self.key],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Deletes up to `batch` expired keys; returns how many went.
+pub async fn purge_expired(client: &impl GenericClient, batch: i64) -> Result<u64, InfraError> {
+    Ok(client
+        .execute(
+            "DELETE FROM platform.idempotency_keys WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM platform.idempotency_keys WHERE expires_at < now() LIMIT $1))",
+            &[&batch],
+        )
+        .await?)
+}
+
+impl IntoResponse for StoredResponse {
+    fn into_response(self) -> Response {
+        let content_type = if self.status.is_success() {
+            "application/json"
+        } else {
+            "application/problem+json"
+        };
+        let mut response = (self.status, self.body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+    }
+}

@@ -1,0 +1,23 @@
+//! Keel's platform: the infrastructure every domain module stands on, with no domain knowledge.
+//!
+//! Domain crates (`accounts`, `catalog`, `orders`) use it for configuration, PostgreSQL pools
+//! and migrations, Redis, the HTTP error model and middleware, and idempotency keys.
+
+pub mod config;
+pub mod db;
+mod error;
+pub mod http;
+pub mod idempotency;
+pub mod page;
+pub mod redis;
+pub mod telemetry;
+
+pub use error::{BoxError, InfraError};
+
+/// The platform's own schema migrations (the idempotency key store).
+pub const MIGRATIONS: &[db::Migration] = &[db::Migration {
+    module: "platform",
+    version: 1,
+    name: "idempotency_keys",
+    sql: include_str!("../migrations/0001_idempotency_keys.sql"),
+}];

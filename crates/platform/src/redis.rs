@@ -1,0 +1,64 @@
+//! Redis: one multiplexed, self-reconnecting connection per instance, and the key prefix that
+//! lets deployments and tests share a server.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::{InfraError, config::RedisConfig};
+
+/// A handle on Redis: cheap to clone, every clone shares one connection.
+#[derive(Clone)]
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis URL that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("KEEL_REDIS_URL is not a valid Redis URL")]
+pub struct RedisConfigError(#[source] redis::RedisError);
+
+impl Redis {
+    /// Connects lazily: a Redis that is down at start-up makes `/readyz` fail, not the process.
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(RedisConfigError)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout.max(Duration::from_millis(100))))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(RedisConfigError)?;
+        Ok(Self {
+            conn,
+            prefix: config.key_prefix.as_str().into(),
+        })
+    }
+
+    /// The full key for `name`, under this deployment's prefix.
+    pub fn key(&self, name: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + name.len());
+        key.push_str(&self.prefix);
+        key.push_str(name);
+        key
+    }
+
+    /// A connection to run commands on; clones share one multiplexed connection.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), InfraError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}
