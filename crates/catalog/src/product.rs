@@ -104,7 +104,8 @@ checked_string!(
 );
 
 checked_string!(
-    /// A description: at most 4000 characters.
+    /// A description: at most 4000 characters; empty by default.
+    #[derive(Default)]
     Description,
     |text| {
         (text.chars().count() <= 4000)
@@ -123,12 +124,6 @@ checked_string!(
             .ok_or_else(|| "must be 1 to 64 lower-case letters, digits or '-'".into())
     }
 );
-
-impl Default for Description {
-    fn default() -> Self {
-        Self(String::new())
-    }
-}
 
 /// An amount of money in cents: 0 to 100 000 000 (one million in major units).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

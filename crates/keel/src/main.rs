@@ -103,3 +103,13 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received, draining");
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

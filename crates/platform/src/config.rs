@@ -8,6 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 pub struct DbConfig {
     /// PostgreSQL URL of the primary; every write goes here.
     #[arg(
+        id = "database_url",
         long = "database-url",
         env = "KEEL_DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/keel"
@@ -15,7 +16,11 @@ pub struct DbConfig {
     pub url: String,
 
     /// PostgreSQL URL for reads. Unset, reads go to the primary.
-    #[arg(long = "database-read-url", env = "KEEL_DATABASE_READ_URL")]
+    #[arg(
+        id = "database_read_url",
+        long = "database-read-url",
+        env = "KEEL_DATABASE_READ_URL"
+    )]
     pub read_url: Option<String>,
 
     /// Connections in the write pool.
@@ -40,6 +45,7 @@ pub struct DbConfig {
 pub struct RedisConfig {
     /// Redis URL.
     #[arg(
+        id = "redis_url",
         long = "redis-url",
         env = "KEEL_REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
@@ -51,7 +57,7 @@ pub struct RedisConfig {
     pub key_prefix: String,
 
     /// How long one Redis command may take before it counts as failed.
-    #[arg(long, env = "KEEL_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    #[arg(id = "redis_timeout", long = "redis-timeout", env = "KEEL_REDIS_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 

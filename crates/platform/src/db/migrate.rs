@@ -34,7 +34,7 @@ pub enum MigrationError {
 }
 
 /// Any constant will do, as long as it is Keel's alone.
-const LOCK_ID: i64 = 0x6b65_656c_6d69_67; // "keelmig"
+const LOCK_ID: i64 = 0x006b_6565_6c6d_6967; // "keelmig"
 
 /// Applies every migration not yet applied, in order; returns how many ran.
 pub async fn migrate(

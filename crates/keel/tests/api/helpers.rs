@@ -1,0 +1,237 @@
+//! `spawn_app()` and the requests every test makes.
+
+use std::time::Duration;
+
+use keel::{Application, Config};
+use platform::{
+    config::{DbConfig, HttpConfig, RedisConfig},
+    db::Db,
+};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The PostgreSQL server tests create their databases on.
+fn server_url() -> String {
+    std::env::var("KEEL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh, empty database for one test.
+async fn create_database() -> String {
+    let name = format!("keel_test_{}", Uuid::new_v4().simple());
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL must run for the tests (see README)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    format!("{}/{name}", server_url())
+}
+
+pub fn test_config(database_url: String) -> Config {
+    Config {
+        http: HttpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            request_timeout: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+        },
+        db: DbConfig {
+            url: database_url,
+            read_url: None,
+            write_pool: 8,
+            read_pool: 8,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        },
+        redis: RedisConfig {
+            url: std::env::var("KEEL_TEST_REDIS")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+            timeout: Duration::from_secs(1),
+        },
+        sessions: accounts::SessionConfig {
+            session_ttl: Duration::from_secs(3600),
+        },
+    }
+}
+
+/// Starts the very application `keel serve` runs, on a random port, with its own database.
+pub async fn spawn_app() -> TestApp {
+    let config = test_config(create_database().await);
+    let app = Application::build(&config)
+        .await
+        .expect("application starts");
+    let address = format!("http://{}", app.local_addr());
+    let (shutdown, signal) = oneshot::channel();
+    let served = tokio::spawn(app.run_until(async {
+        let _ = signal.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db: Db::connect(&config.db).expect("test pool"),
+        shutdown: Some(shutdown),
+        served: Some(served),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Sends SIGTERM's equivalent: the server stops accepting and drains.
+    pub fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Registers a customer with a unique email; returns the email.
+    pub async fn register(&self) -> String {
+        let email = format!("{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .post(
+                "/accounts",
+                None,
+                &json!({ "email": email, "name": "Test Customer", "password": "correct horse battery" }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        email
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let response = self
+            .post(
+                "/sessions",
+                None,
+                &json!({ "email": email, "password": "correct horse battery" }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        body(response).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A logged-in customer's token.
+    pub async fn customer(&self) -> String {
+        let email = self.register().await;
+        self.login(&email).await
+    }
+
+    /// A logged-in admin's token.
+    pub async fn admin(&self) -> String {
+        let email = self.register().await;
+        let email_parsed = accounts::Email::parse(&email).unwrap();
+        accounts::promote_to_admin(&self.db, &email_parsed)
+            .await
+            .unwrap();
+        self.login(&email).await
+    }
+
+    /// Creates a product through the API; returns its id.
+    pub async fn product(&self, admin: &str, price_cents: i64, stock: i32) -> i64 {
+        let sku = format!("T-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let response = self
+            .post(
+                "/products",
+                Some(admin),
+                &json!({ "sku": sku, "name": "Test product", "category": "tests",
+                          "price_cents": price_cents, "stock": stock }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        body(response).await["id"].as_i64().unwrap()
+    }
+
+    /// Stock on hand, read straight from the database.
+    pub async fn stock(&self, product_id: i64) -> i32 {
+        let client = self.db.write().await.unwrap();
+        client
+            .query_one(
+                "SELECT on_hand FROM catalog.stock WHERE product_id = $1",
+                &[&product_id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = self.db.write().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+pub async fn body(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts `response` is a problem with `status`; returns the problem.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "errors are problem+json"
+    );
+    let problem = body(response).await;
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:keel:problem:")
+    );
+    problem
+}
+
+/// The `field` of the problem's first field error.
+pub fn field(problem: &Value) -> &str {
+    problem["errors"][0]["field"].as_str().unwrap_or_default()
+}

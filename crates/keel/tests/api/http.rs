@@ -1,0 +1,166 @@
+//! The HTTP edge: problem+json for every error, limits, request ids, health, the OpenAPI
+//! document, and graceful shutdown.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{body, problem, spawn_app};
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/accounts"))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@example.com", "#)
+        .send()
+        .await
+        .unwrap();
+    let problem = problem(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["type"], "urn:keel:problem:malformed-json");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/accounts"))
+        .header("content-type", "text/plain")
+        .body("email=a@example.com")
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let app = spawn_app().await;
+    let name = "x".repeat(100 * 1024);
+    let response = app
+        .post(
+            "/accounts",
+            None,
+            &json!({ "email": "a@example.com", "name": name, "password": "correct horse" }),
+        )
+        .await;
+    problem(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(app.count("SELECT count(*) FROM accounts.users").await, 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = spawn_app().await;
+    problem(app.get("/nowhere", None).await, StatusCode::NOT_FOUND).await;
+    let response = app
+        .client
+        .delete(app.url("/products"))
+        .send()
+        .await
+        .unwrap();
+    problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let generated = app.get("/livez", None).await;
+    assert_eq!(generated.headers()["x-request-id"].len(), 36);
+    let given = app
+        .client
+        .get(app.url("/products/1"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
+async fn health_checks_report_dependencies() {
+    let app = spawn_app().await;
+    assert_eq!(body(app.get("/livez", None).await).await["status"], "ok");
+    let ready = body(app.get("/readyz", None).await).await;
+    assert_eq!(ready["checks"], json!({ "postgres": "ok", "redis": "ok" }));
+}
+
+#[tokio::test]
+async fn readiness_fails_when_redis_is_unreachable() {
+    let mut config = crate::helpers::test_config(
+        // The database is never touched before the check: the shared server's own is enough.
+        std::env::var("KEEL_TEST_POSTGRES")
+            .map(|s| format!("{s}/postgres"))
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    );
+    // A port nothing listens on.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    config.redis.url = format!("redis://{unused}");
+    let db = platform::db::Db::connect(&config.db).unwrap();
+    let redis = platform::redis::Redis::connect(&config.redis).unwrap();
+    let router = keel::router(db, redis, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let response = reqwest::get(format!("http://{address}/readyz"))
+        .await
+        .unwrap();
+    let problem = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(problem["detail"].as_str().unwrap().contains("redis"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let app = spawn_app().await;
+    let doc = body(app.get("/openapi.json", None).await).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/orders"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let mut app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 5).await;
+    let customer = app.customer().await;
+
+    // Hold the stock row so an order is in flight when the shutdown starts.
+    let mut blocker = app.db.write().await.unwrap();
+    let tx = blocker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
+        &[&product],
+    )
+    .await
+    .unwrap();
+    let in_flight = tokio::spawn({
+        let (client, url, token) = (app.client.clone(), app.url("/orders"), customer.clone());
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.shut_down();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tx.commit().await.unwrap();
+
+    assert_eq!(in_flight.await.unwrap(), StatusCode::CREATED);
+    app.served.take().unwrap().await.unwrap().unwrap();
+    assert!(
+        reqwest::get(app.url("/livez")).await.is_err(),
+        "no longer accepting"
+    );
+    assert_eq!(app.stock(product).await, 4);
+}

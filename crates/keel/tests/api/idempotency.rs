@@ -1,0 +1,209 @@
+//! Idempotency keys on POST /orders: replay, mismatch, in-flight duplicates, expiry.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, body, problem, spawn_app};
+
+async fn place(app: &TestApp, token: &str, key: &str, order: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(order)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_replay_the_first_response() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 10).await;
+    let customer = app.customer().await;
+    let order = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
+
+    let first = place(&app, &customer, "order-1", &order).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = first.text().await.unwrap();
+    // Same JSON with keys in another order and other white space: the same request.
+    let reordered: Value =
+        serde_json::from_str(r#"{ "lines": [ { "quantity": 2, "product_id": 0 } ] }"#).unwrap();
+    let mut reordered = reordered;
+    reordered["lines"][0]["product_id"] = json!(product);
+    let again = place(&app, &customer, "order-1", &reordered).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), first);
+
+    assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
+    assert_eq!(app.stock(product).await, 8);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_422() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 10).await;
+    let customer = app.customer().await;
+    let one = json!({ "lines": [ { "product_id": product, "quantity": 1 } ] });
+    let two = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
+    assert_eq!(
+        place(&app, &customer, "k", &one).await.status(),
+        StatusCode::CREATED
+    );
+    problem(
+        place(&app, &customer, "k", &two).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(app.stock(product).await, 9);
+}
+
+#[tokio::test]
+async fn a_duplicate_while_the_first_runs_is_409() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 10).await;
+    let customer = app.customer().await;
+    let order = json!({ "lines": [ { "product_id": product, "quantity": 1 } ] });
+
+    // Hold the stock row so the first request waits inside its transaction.
+    let mut blocker = app.db.write().await.unwrap();
+    let tx = blocker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
+        &[&product],
+    )
+    .await
+    .unwrap();
+
+    let first = tokio::spawn({
+        let (client, url, token, order) = (
+            app.client.clone(),
+            app.url("/orders"),
+            customer.clone(),
+            order.clone(),
+        );
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "slow")
+                .json(&order)
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    // Wait until the first request holds the key.
+    for _ in 0..100 {
+        if app
+            .count("SELECT count(*) FROM platform.idempotency_keys")
+            .await
+            == 1
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let duplicate = place(&app, &customer, "slow", &order).await;
+    let conflict = problem(duplicate, StatusCode::CONFLICT).await;
+    assert_eq!(
+        conflict["type"],
+        "urn:keel:problem:idempotency-key-in-flight"
+    );
+
+    tx.rollback().await.unwrap();
+    let first = first.await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let replay = place(&app, &customer, "slow", &order).await;
+    assert_eq!(replay.status(), StatusCode::CREATED);
+    assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_per_user_and_expire() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 10).await;
+    let (alice, bob) = (app.customer().await, app.customer().await);
+    let one = json!({ "lines": [ { "product_id": product, "quantity": 1 } ] });
+    let two = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
+
+    assert_eq!(
+        place(&app, &alice, "shared", &one).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        place(&app, &bob, "shared", &two).await.status(),
+        StatusCode::CREATED
+    );
+
+    let kept_hours = app
+        .count("SELECT min(extract(epoch FROM expires_at - locked_at))::bigint / 3600 FROM platform.idempotency_keys")
+        .await;
+    assert!(kept_hours >= 24, "keys are kept {kept_hours} h");
+
+    app.db
+        .write()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE platform.idempotency_keys SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let reused = place(&app, &alice, "shared", &two).await;
+    assert_eq!(
+        reused.status(),
+        StatusCode::CREATED,
+        "an expired key is free again"
+    );
+    assert!(reused.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.stock(product).await, 10 - 1 - 2 - 2);
+}
+
+#[tokio::test]
+async fn a_failed_request_does_not_keep_its_key() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 1).await;
+    let customer = app.customer().await;
+    let order = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
+    problem(
+        place(&app, &customer, "retry-me", &order).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    let restock = app
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("/products/{product}/stock"),
+            &admin,
+            &json!({ "on_hand": 5 }),
+        )
+        .await;
+    assert_eq!(restock.status(), StatusCode::OK);
+    let retried = place(&app, &customer, "retry-me", &order).await;
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert_eq!(body(retried).await["total_cents"], 1400);
+}
+
+#[tokio::test]
+async fn malformed_keys_are_400() {
+    let app = spawn_app().await;
+    let customer = app.customer().await;
+    let order = json!({ "lines": [ { "product_id": 1, "quantity": 1 } ] });
+    let long = "k".repeat(256);
+    for key in ["", long.as_str(), "has space"] {
+        problem(
+            place(&app, &customer, key, &order).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+}

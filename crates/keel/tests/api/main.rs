@@ -1,0 +1,12 @@
+//! Keel's HTTP API end to end: the real application on a random port, against the real
+//! PostgreSQL (a database per test) and Redis (a key prefix per test).
+
+// Helpers are `pub` for the sibling modules; in a test binary nothing is exported anyway.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod accounts;
+mod catalog;
+mod helpers;
+mod http;
+mod idempotency;
+mod orders;
