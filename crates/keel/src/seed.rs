@@ -12,11 +12,23 @@ pub struct SeedSizes {
     /// Customers to add; all share the password `keel-demo-password`.
     #[arg(long, env = "KEEL_SEED_USERS", default_value_t = 10_000)]
     pub users: u64,
+    /// Seed only if the catalog has no products yet (what the run script uses).
+    #[arg(long)]
+    pub if_empty: bool,
 }
 
-/// Adds the demo data; running it again adds more, never duplicates.
-pub async fn seed(db: &Db, sizes: SeedSizes) -> Result<(), InfraError> {
+/// Adds the demo data; running it again adds more, never duplicates. Returns whether it
+/// seeded (with `if_empty`, a catalog that has products is left alone).
+pub async fn seed(db: &Db, sizes: SeedSizes) -> Result<bool, InfraError> {
     let client = db.write().await?;
+    if sizes.if_empty {
+        let row = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM catalog.products)", &[])
+            .await?;
+        if row.get::<_, bool>(0) {
+            return Ok(false);
+        }
+    }
 
     let bar = progress(sizes.users, "users");
     accounts::seed::users(&client, sizes.users, |n| bar.set_position(n)).await?;
@@ -29,7 +41,7 @@ pub async fn seed(db: &Db, sizes: SeedSizes) -> Result<(), InfraError> {
     client
         .batch_execute("ANALYZE accounts.users; ANALYZE catalog.products; ANALYZE catalog.stock")
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 fn progress(total: u64, what: &'static str) -> ProgressBar {

@@ -11,7 +11,7 @@ pub struct DbConfig {
         id = "database_url",
         long = "database-url",
         env = "KEEL_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/keel"
+        default_value = "postgres://keel:keel@127.0.0.1:5432/keel"
     )]
     pub url: String,
 

@@ -21,9 +21,9 @@ pub struct TestApp {
 }
 
 /// The PostgreSQL server tests create their databases on.
-fn server_url() -> String {
+pub fn server_url() -> String {
     std::env::var("KEEL_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        .unwrap_or_else(|_| "postgres://keel:keel@127.0.0.1:5432".into())
 }
 
 /// A fresh, empty database for one test.

@@ -88,12 +88,9 @@ async fn health_checks_report_dependencies() {
 
 #[tokio::test]
 async fn readiness_fails_when_redis_is_unreachable() {
-    let mut config = crate::helpers::test_config(
-        // The database is never touched before the check: the shared server's own is enough.
-        std::env::var("KEEL_TEST_POSTGRES")
-            .map(|s| format!("{s}/postgres"))
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-    );
+    // Only the readiness check runs: the server's `postgres` database is enough.
+    let mut config =
+        crate::helpers::test_config(format!("{}/postgres", crate::helpers::server_url()));
     // A port nothing listens on.
     let unused = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Makes sure what Keel needs is installed and running on this Debian/Ubuntu machine:
+# a Rust toolchain, PostgreSQL and Redis, and a `keel` database role that may create
+# databases. Safe to run again: it only installs or starts what is missing.
+set -euo pipefail
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    log "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Rust: Keel needs a current stable toolchain (edition 2024), which Debian's cargo is not.
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] || {
+        command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+        log "installing Rust with rustup"
+        curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    }
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cc >/dev/null 2>&1 || apt_install build-essential
+
+# PostgreSQL.
+command -v pg_isready >/dev/null 2>&1 || apt_install postgresql postgresql-contrib
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql postgresql-contrib
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+# A role of Keel's own, so nothing depends on how the superuser authenticates.
+superuser_psql() {
+    if psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+        psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -Atq "$@"
+    else
+        as_root runuser -u postgres -- psql -d postgres -v ON_ERROR_STOP=1 -Atq "$@"
+    fi
+}
+if ! PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    log "creating the keel database role"
+    superuser_psql -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'keel') THEN
+            CREATE ROLE keel LOGIN CREATEDB PASSWORD 'keel';
+        ELSE
+            ALTER ROLE keel LOGIN CREATEDB PASSWORD 'keel';
+        END IF; END \$\$;"
+fi
+
+# Redis.
+command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --logfile /tmp/keel-redis.log
+    for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: installs and starts PostgreSQL and Redis if missing, then `cargo test`.
+# Each integration test creates its own database and Redis key prefix, so they run in
+# parallel; databases left by earlier runs are dropped first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+export KEEL_TEST_POSTGRES="${KEEL_TEST_POSTGRES:-postgres://keel:keel@127.0.0.1:5432}"
+export KEEL_TEST_REDIS="${KEEL_TEST_REDIS:-redis://127.0.0.1:6379}"
+stale=$(PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'keel\_test\_%'")
+for db in $stale; do
+    PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -qc "DROP DATABASE IF EXISTS $db" || true
+done
+
+cargo test --workspace --locked "$@"
