@@ -4,6 +4,7 @@
 //! integration tests start the very same application on port 0.
 
 mod app;
+pub mod bench;
 mod config;
 mod health;
 mod openapi;

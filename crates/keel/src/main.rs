@@ -28,12 +28,28 @@ enum Command {
         #[command(flatten)]
         sizes: SeedSizes,
     },
+    /// The benchmark lab's tools (see docs/benchmarks.md and scripts/bench.sh).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Give an existing account the admin role (it takes effect at its next login).
     Promote {
         /// The account's email.
         email: String,
         #[command(flatten)]
         db: DbConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Serve a fixed JSON body from a bare axum handler: the throughput ceiling to compare with.
+    Baseline {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: std::net::SocketAddr,
+        /// Body size in bytes; use the size of the response being compared.
+        #[arg(long, default_value_t = 263)]
+        size: usize,
     },
 }
 
@@ -56,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
                 .context("seeding failed")?;
             tracing::info!(products = sizes.products, users = sizes.users, "seeded");
             Ok(())
+        }
+        Command::Bench(BenchCommand::Baseline { listen, size }) => {
+            Ok(keel::bench::serve_baseline(listen, size, shutdown_signal()).await?)
         }
         Command::Promote { email, db } => {
             let email = accounts::Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;

@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global JSON log subscriber; call once, at the start of the binary.
 pub fn init_logs() {
-    let filter = EnvFilter::try_from_env("KEEL_LOG").unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
+    let filter = EnvFilter::try_from_env("KEEL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

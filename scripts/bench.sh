@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The foundation benchmark (docs/benchmarks.md): GET /products/{id} (uncached) and
+# POST /orders at 64 connections, beside, in the same run, a bare axum handler returning a
+# body of the same size and pgbench running the same SQL at the same concurrency.
+# wrk gives the maximum throughput; oha at a constant rate (with latency correction, so
+# coordinated omission does not hide queueing) gives p50/p99.
+#   DURATION=15 (seconds per measurement), RATE_SHARE=60 (constant rate as % of wrk's max)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+command -v oha >/dev/null 2>&1 || { log "installing oha"; cargo install oha --locked; }
+command -v pgbench >/dev/null 2>&1 || apt_install postgresql-contrib
+
+duration=${DURATION:-15}
+share=${RATE_SHARE:-60}
+conns=64
+out=$(mktemp -d)
+export PGPASSWORD=keel
+psql_keel() { psql -h 127.0.0.1 -U keel -d postgres -Atq "$@"; }
+
+log "fresh database keel_bench, seeded"
+psql_keel -c "DROP DATABASE IF EXISTS keel_bench WITH (FORCE)"
+psql_keel -c "CREATE DATABASE keel_bench"
+cargo build --release --locked --bin keel
+export KEEL_DATABASE_URL=postgres://keel:keel@127.0.0.1:5432/keel_bench
+export KEEL_LOG=warn KEEL_LISTEN=127.0.0.1:18080 KEEL_REDIS_PREFIX="bench:$$:"
+./target/release/keel seed >/dev/null 2>&1
+
+./target/release/keel serve 2>"$out/serve.log" &
+keel_pid=$!
+trap 'kill $keel_pid $base_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+size=$(curl -s http://127.0.0.1:18080/products/42 | wc -c)
+./target/release/keel bench baseline --listen 127.0.0.1:18081 --size "$size" 2>/dev/null &
+base_pid=$!
+sleep 0.5
+
+tokens=""
+for n in $(seq 1 16); do
+    t=$(curl -s -X POST http://127.0.0.1:18080/sessions -H 'content-type: application/json' \
+        -d "{\"email\":\"user$n@demo.keel\",\"password\":\"keel-demo-password\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+    tokens="$tokens${tokens:+,}$t"
+done
+export KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=100000
+
+# wrk NAME URL [SCRIPT]: prints "rps p50 p99" (wrk's latencies are closed-loop).
+run_wrk() {
+    local name=$1 url=$2 script=${3:-}
+    wrk -t2 -c$conns -d2s ${script:+-s "$script"} "$url" >/dev/null 2>&1 # warm-up
+    wrk -t2 -c$conns -d${duration}s --latency ${script:+-s "$script"} "$url" >"$out/$name.wrk"
+    local rps p50 p99 errors
+    rps=$(awk '/Requests\/sec/ {print int($2)}' "$out/$name.wrk")
+    p50=$(awk '$1=="50%" {print $2}' "$out/$name.wrk")
+    p99=$(awk '$1=="99%" {print $2}' "$out/$name.wrk")
+    errors=$(awk '/Non-2xx/ {print $NF}' "$out/$name.wrk")
+    echo "$rps $p50 $p99 ${errors:-0}"
+}
+
+# oha NAME RATE URL [oha args]: prints "p50 p99 success%" at a constant RATE req/s.
+run_oha() {
+    local name=$1 rate=$2 url=$3; shift 3
+    oha --no-tui --output-format json -z ${duration}s -c $conns -q "$rate" --latency-correction "$@" "$url" >"$out/$name.oha.json"
+    python3 - "$out/$name.oha.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["latencyPercentiles"]
+ok = r["summary"]["successRate"] * 100
+print(f'{p["p50"]*1000:.2f}ms {p["p99"]*1000:.2f}ms {ok:.1f}%')
+PY
+}
+
+# pgbench NAME SCRIPT: prints "tps p50 p99" from per-transaction logs.
+run_pgbench() {
+    local name=$1 script=$2
+    rm -f "$out/$name".log*
+    (cd "$out" && pgbench -h 127.0.0.1 -U keel -n -M prepared -c $conns -j 2 -T "$duration" \
+        -f "$OLDPWD/$script" -l --log-prefix="$name.log" keel_bench >"$name.pgbench" 2>&1)
+    local tps p50 p99
+    tps=$(awk '/^tps/ {print int($3)}' "$out/$name.pgbench")
+    read -r p50 p99 < <(cat "$out/$name".log* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.2fms %.2fms\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
+    echo "$tps $p50 $p99"
+}
+
+log "GET /products/{id} (body $size bytes) vs fixed body"
+read -r p_rps p_p50w p_p99w p_err < <(run_wrk product "http://127.0.0.1:18080" scripts/bench/product.lua)
+read -r b_rps b_p50w b_p99w b_err < <(run_wrk baseline "http://127.0.0.1:18081/")
+p_rate=$(( p_rps * share / 100 ))
+read -r p_p50 p_p99 p_ok < <(run_oha product "$p_rate" "http://127.0.0.1:18080/products/42")
+read -r b_p50 b_p99 b_ok < <(run_oha baseline "$p_rate" "http://127.0.0.1:18081/")
+
+log "POST /orders"
+read -r o_rps o_p50w o_p99w o_err < <(run_wrk order "http://127.0.0.1:18080/orders" scripts/bench/order.lua)
+o_rate=$(( o_rps * share / 100 ))
+first_token=${tokens%%,*}
+read -r o_p50 o_p99 o_ok < <(run_oha order "$o_rate" "http://127.0.0.1:18080/orders" -m POST \
+    -H "authorization: Bearer $first_token" -H 'content-type: application/json' \
+    -d '{"lines":[{"product_id":43,"quantity":1}]}')
+orders=$(psql -h 127.0.0.1 -U keel -d keel_bench -Atqc "SELECT count(*) FROM orders.orders")
+negative=$(psql -h 127.0.0.1 -U keel -d keel_bench -Atqc "SELECT count(*) FROM catalog.stock WHERE on_hand < 0")
+
+kill $keel_pid $base_pid 2>/dev/null || true
+wait $keel_pid $base_pid 2>/dev/null || true
+log "pgbench, same SQL, same concurrency (Keel stopped)"
+read -r s_tps s_p50 s_p99 < <(run_pgbench select scripts/bench/product.sql)
+read -r t_tps t_p50 t_p99 < <(run_pgbench order scripts/bench/order.sql)
+
+cat <<MD
+Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), load generator on the same machine.
+Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, constant rate = $share% of wrk's max), $(date -u +%Y-%m-%dT%H:%MZ).
+
+| What | wrk max req/s | wrk p50 / p99 (closed loop) | oha constant rate | oha p50 | oha p99 |
+| --- | ---: | --- | ---: | ---: | ---: |
+| bare axum, fixed $size-byte body | $b_rps | $b_p50w / $b_p99w | $p_rate/s | $b_p50 | $b_p99 |
+| Keel \`GET /products/{id}\` (uncached) | $p_rps | $p_p50w / $p_p99w | $p_rate/s | $p_p50 | $p_p99 |
+| pgbench, same SELECT, -M prepared | $s_tps tps | $s_p50 / $s_p99 | | | |
+| Keel \`POST /orders\` (1 line, idempotency key) | $o_rps | $o_p50w / $o_p99w | $o_rate/s | $o_p50 | $o_p99 |
+| pgbench, the order transaction's statements | $t_tps tps | $t_p50 / $t_p99 | | | |
+
+Keel/baseline throughput: $(( 100 * p_rps / b_rps ))%. Keel GET/pgbench SELECT: $(( 100 * p_rps / s_tps ))%. Keel POST/pgbench order: $(( 100 * o_rps / t_tps ))%.
+Non-2xx during wrk: product $p_err, baseline $b_err, orders $o_err. oha success: product $p_ok, orders $o_ok.
+Orders written: $orders; stock rows below zero: $negative.
+MD
