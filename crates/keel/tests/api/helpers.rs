@@ -27,7 +27,7 @@ pub fn server_url() -> String {
 }
 
 /// A fresh, empty database for one test.
-async fn create_database() -> String {
+pub async fn create_database() -> String {
     let name = format!("keel_test_{}", Uuid::new_v4().simple());
     let (client, connection) =
         tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
@@ -70,7 +70,11 @@ pub fn test_config(database_url: String) -> Config {
 
 /// Starts the very application `keel serve` runs, on a random port, with its own database.
 pub async fn spawn_app() -> TestApp {
-    let config = test_config(create_database().await);
+    spawn_app_with(test_config(create_database().await)).await
+}
+
+/// Starts the application with a configuration of the test's own.
+pub async fn spawn_app_with(config: Config) -> TestApp {
     let app = Application::build(&config)
         .await
         .expect("application starts");

@@ -161,3 +161,121 @@ async fn shutdown_drains_in_flight_requests() {
     );
     assert_eq!(app.stock(product).await, 4);
 }
+
+#[tokio::test]
+async fn a_request_past_its_timeout_is_a_503_and_writes_nothing() {
+    let mut config = crate::helpers::test_config(crate::helpers::create_database().await);
+    config.http.request_timeout = std::time::Duration::from_millis(300);
+    let app = crate::helpers::spawn_app_with(config).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 5).await;
+    let customer = app.customer().await;
+
+    let mut blocker = app.db.write().await.unwrap();
+    let tx = blocker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
+        &[&product],
+    )
+    .await
+    .unwrap();
+    let response = app
+        .post(
+            "/orders",
+            Some(&customer),
+            &json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }),
+        )
+        .await;
+    let problem = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem["type"], "urn:keel:problem:timeout");
+    tx.rollback().await.unwrap();
+    drop(blocker);
+
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        app.stock(product).await,
+        5,
+        "the abandoned transaction rolled back"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 0);
+    // The app still serves.
+    let ok = app
+        .post(
+            "/orders",
+            Some(&customer),
+            &json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }),
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn nothing_a_client_sends_causes_a_5xx() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 5).await;
+    let bodies = [
+        "null",
+        "[]",
+        "{}",
+        "0",
+        "\"\"",
+        "{\"lines\":null}",
+        "{\"lines\":[null]}",
+        "{\"lines\":[{\"product_id\":1e400,\"quantity\":1}]}",
+        "{\"lines\":[{\"product_id\":-9223372036854775808,\"quantity\":1}]}",
+        "{\"lines\":[{\"product_id\":9223372036854775807,\"quantity\":1}]}",
+        "{\"lines\":[{\"product_id\":1,\"quantity\":2147483648}]}",
+        "{\"email\":\"\\u0000@x.io\",\"name\":\"\\u0000\",\"password\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\"}",
+        "{\"sku\":\"A\",\"name\":\"\u{1F600}\",\"category\":\"a\",\"price_cents\":100000001}",
+        "{\"on_hand\":99999999999}",
+        "{\"price_cents\":null}",
+        "{\"name\":\"x\",\"name\":\"y\"}",
+        &format!("{}1{}", "[".repeat(200), "]".repeat(200)),
+    ];
+    let targets = [
+        (reqwest::Method::POST, "/accounts".to_owned()),
+        (reqwest::Method::POST, "/sessions".to_owned()),
+        (reqwest::Method::POST, "/orders".to_owned()),
+        (reqwest::Method::POST, "/products".to_owned()),
+        (reqwest::Method::PATCH, format!("/products/{product}")),
+        (reqwest::Method::PUT, format!("/products/{product}/stock")),
+    ];
+    for (method, path) in &targets {
+        for body in &bodies {
+            let response = app
+                .client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert!(
+                status.is_client_error() || status.is_success(),
+                "{method} {path} {body} -> {status}"
+            );
+            if status.is_client_error() {
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/problem+json"
+                );
+            }
+        }
+    }
+    for path in [
+        "/products/99999999999999999999",
+        "/products?after=-1",
+        "/orders/0",
+        "/orders?limit=-5",
+        "/products/%00",
+    ] {
+        let status = app.get(path, Some(&admin)).await.status();
+        assert!(
+            status.is_client_error() || status.is_success(),
+            "GET {path} -> {status}"
+        );
+    }
+}
