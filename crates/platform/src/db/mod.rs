@@ -100,3 +100,36 @@ fn pool(
             reason: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn config(url: &str) -> DbConfig {
+        DbConfig {
+            url: url.into(),
+            read_url: None,
+            write_pool: 2,
+            read_pool: 2,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_bad_url_names_the_setting() {
+        let err = Db::connect(&config("not a url")).unwrap_err();
+        assert!(err.to_string().starts_with("KEEL_DATABASE_URL"), "{err}");
+        let err = Db::connect(&config("postgres://keel@127.0.0.1:5432")).unwrap_err();
+        assert!(err.to_string().contains("names no database"), "{err}");
+        let mut bad_read = config("postgres://keel@127.0.0.1/keel");
+        bad_read.read_url = Some("postgres://%zz".into());
+        let err = Db::connect(&bad_read).unwrap_err();
+        assert!(
+            err.to_string().starts_with("KEEL_DATABASE_READ_URL"),
+            "{err}"
+        );
+    }
+}
