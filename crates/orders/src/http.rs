@@ -4,7 +4,7 @@ use accounts::{CurrentUser, Sessions};
 use axum::{
     Router,
     extract::{FromRef, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -53,23 +53,8 @@ async fn place_order(
 ) -> Result<Response, Problem> {
     let key = IdempotencyKey::from_headers(&headers)?;
     match place::place_order_once(&orders.db, user.id, key.as_ref(), &request).await? {
-        Placed::Created { order, body } => {
-            let location = HeaderValue::from_str(&format!("/orders/{}", order.id))
-                .map_err(Problem::internal)?;
-            Ok((
-                StatusCode::CREATED,
-                [
-                    (header::LOCATION, location),
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    ),
-                ],
-                body,
-            )
-                .into_response())
-        }
-        Placed::Replayed(stored) => Ok(stored.into_response()),
+        Placed::Created(response) => Ok(response.into_response()),
+        Placed::Replayed(stored) => Ok(stored.replayed()),
     }
 }
 

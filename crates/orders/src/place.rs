@@ -66,8 +66,8 @@ impl Lines {
 /// The outcome of [`place_order_once`].
 #[derive(Debug)]
 pub enum Placed {
-    /// A new order; `body` is its JSON, as stored for replays.
-    Created { order: Order, body: Vec<u8> },
+    /// A new order and its response, as stored for replays.
+    Created(StoredResponse),
     /// The key was used for this request before: its stored response.
     Replayed(StoredResponse),
 }
@@ -96,14 +96,16 @@ pub async fn place_order_once(
     let outcome = async {
         let tx = client.transaction().await?;
         let order = place_order(&tx, user_id, request).await?;
-        let body = serde_json::to_vec(&order).map_err(InfraError::unexpected)?;
+        let response = StoredResponse {
+            status: axum::http::StatusCode::CREATED,
+            location: Some(format!("/orders/{}", order.id)),
+            body: serde_json::to_vec(&order).map_err(InfraError::unexpected)?,
+        };
         if let Some(pending) = &pending {
-            pending
-                .complete(&tx, axum::http::StatusCode::CREATED, &body)
-                .await?;
+            pending.complete(&tx, &response).await?;
         }
         tx.commit().await?;
-        Ok::<_, Error>(Placed::Created { order, body })
+        Ok::<_, Error>(Placed::Created(response))
     }
     .await;
     if let (Err(_), Some(pending)) = (&outcome, &pending) {

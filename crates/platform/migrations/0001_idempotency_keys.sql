@@ -8,6 +8,7 @@ CREATE TABLE platform.idempotency_keys (
     locked_at       timestamptz NOT NULL DEFAULT now(),
     response_status smallint,              -- NULL while the first request is in flight
     response_body   bytea,
+    response_location text,                -- the Location header, if the response had one
     expires_at      timestamptz NOT NULL,
     PRIMARY KEY (scope, key)
 );

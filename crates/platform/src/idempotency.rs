@@ -81,6 +81,7 @@ pub struct Pending {
 #[derive(Debug, Clone)]
 pub struct StoredResponse {
     pub status: StatusCode,
+    pub location: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -149,7 +150,8 @@ pub async fn claim(
              VALUES ($1, $2, $3, now() + make_interval(secs => $4))
              ON CONFLICT (scope, key) DO UPDATE
                 SET request_hash = EXCLUDED.request_hash, locked_at = now(),
-                    expires_at = EXCLUDED.expires_at, response_status = NULL, response_body = NULL
+                    expires_at = EXCLUDED.expires_at, response_status = NULL, response_body = NULL,
+                    response_location = NULL
               WHERE k.expires_at < now()
                  OR (k.response_status IS NULL AND k.request_hash = EXCLUDED.request_hash
                      AND k.locked_at < now() - make_interval(secs => $5))
@@ -165,7 +167,7 @@ pub async fn claim(
     }
     let row = client
         .query_opt(
-            "SELECT request_hash, response_status, response_body
+            "SELECT request_hash, response_status, response_body, response_location
                FROM platform.idempotency_keys WHERE scope = $1 AND key = $2",
             &[&scope, &key.0],
         )
@@ -185,6 +187,7 @@ pub async fn claim(
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK),
+            location: row.get(3),
             body,
         })),
         _ => Err(IdempotencyError::InFlight),
@@ -196,15 +199,21 @@ impl Pending {
     pub async fn complete(
         &self,
         client: &impl GenericClient,
-        status: StatusCode,
-        body: &[u8],
+        response: &StoredResponse,
     ) -> Result<(), InfraError> {
-        let status = i16::try_from(status.as_u16()).map_err(InfraError::unexpected)?;
+        let status = i16::try_from(response.status.as_u16()).map_err(InfraError::unexpected)?;
         client
             .execute(
-                "UPDATE platform.idempotency_keys SET response_status = $3, response_body = $4
+                "UPDATE platform.idempotency_keys
+                    SET response_status = $3, response_body = $4, response_location = $5
                   WHERE scope = $1 AND key = $2",
-                &[&self.scope, &self.key, &status, &body],
+                &[
+                    &self.scope,
+                    &self.key,
+                    &status,
+                    &response.body,
+                    &response.location,
+                ],
             )
             .await?;
         Ok(())
@@ -233,6 +242,8 @@ pub async fn purge_expired(client: &impl GenericClient, batch: i64) -> Result<u6
         .await?)
 }
 
+/// The response as first sent. A replay is marked with `Idempotent-Replayed: true` by
+/// [`StoredResponse::replayed`].
 impl IntoResponse for StoredResponse {
     fn into_response(self) -> Response {
         let content_type = if self.status.is_success() {
@@ -243,7 +254,20 @@ impl IntoResponse for StoredResponse {
         let mut response = (self.status, self.body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            headers.insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+impl StoredResponse {
+    /// The stored response, marked as a replay.
+    pub fn replayed(self) -> Response {
+        let mut response = self.into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
         response
     }
 }

@@ -26,6 +26,7 @@ async fn the_same_key_and_body_replay_the_first_response() {
 
     let first = place(&app, &customer, "order-1", &order).await;
     assert_eq!(first.status(), StatusCode::CREATED);
+    let location = first.headers()["location"].clone();
     let first = first.text().await.unwrap();
     // Same JSON with keys in another order and other white space: the same request.
     let reordered: Value =
@@ -35,6 +36,7 @@ async fn the_same_key_and_body_replay_the_first_response() {
     let again = place(&app, &customer, "order-1", &reordered).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"], location);
     assert_eq!(again.text().await.unwrap(), first);
 
     assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
