@@ -57,85 +57,39 @@ impl User {
     }
 }
 
-/// An email address, trimmed and lower-cased, so that one address is one account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Email(String);
-
-impl Email {
-    pub fn parse(text: &str) -> Result<Self, String> {
+platform::checked_string!(
+    /// An email address, trimmed and lower-cased, so that one address is one account.
+    pub Email,
+    |text| {
         let email = text.trim().to_lowercase();
-        if email.len() > 254 {
-            return Err("must be at most 254 characters".into());
-        }
         let Some((local, domain)) = email.split_once('@') else {
             return Err("must be an email address like name@example.com".into());
         };
-        let valid = !local.is_empty()
+        let valid = email.len() <= 254
+            && !local.is_empty()
             && local.len() <= 64
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains('@')
             && email.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii());
-        if !valid {
-            return Err("must be an email address like name@example.com".into());
-        }
-        Ok(Self(email))
+        valid
+            .then_some(email)
+            .ok_or_else(|| "must be an email address of at most 254 characters, like name@example.com".into())
     }
+);
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Email {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        Self::parse(&text)
-    }
-}
-
-impl From<Email> for String {
-    fn from(email: Email) -> String {
-        email.0
-    }
-}
-
-/// A display name: 1 to 100 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Name(String);
-
-impl Name {
-    pub fn parse(text: &str) -> Result<Self, String> {
+platform::checked_string!(
+    /// A display name: 1 to 100 characters, no control characters.
+    pub Name,
+    |text| {
         let name = text.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err("must be 1 to 100 characters".into());
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
-        }
-        Ok(Self(name.to_owned()))
+        let valid = !name.is_empty() && name.chars().count() <= 100 && !name.chars().any(char::is_control);
+        valid
+            .then(|| name.to_owned())
+            .ok_or_else(|| "must be 1 to 100 characters without control characters".into())
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Name {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        Self::parse(&text)
-    }
-}
-
-impl From<Name> for String {
-    fn from(name: Name) -> String {
-        name.0
-    }
-}
+);
 
 #[cfg(test)]
 mod tests {

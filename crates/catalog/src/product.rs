@@ -1,6 +1,6 @@
 //! A product and the checked values it is made of.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -46,43 +46,9 @@ impl Product {
     }
 }
 
-/// Declares a string newtype parsed by `$check`, deserialized through it.
-macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn parse(text: &str) -> Result<Self, String> {
-                let check: fn(&str) -> Result<String, String> = $check;
-                check(text).map(Self)
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(text: String) -> Result<Self, String> {
-                Self::parse(&text)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-    };
-}
-
-checked_string!(
+platform::checked_string!(
     /// A stock-keeping unit: 1 to 64 letters, digits, `-` or `_`.
-    Sku,
+    pub Sku,
     |text| {
         let sku = text.trim();
         let ok = (1..=64).contains(&sku.len())
@@ -92,9 +58,9 @@ checked_string!(
     }
 );
 
-checked_string!(
+platform::checked_string!(
     /// A product name: 1 to 200 characters, no control characters.
-    ProductName,
+    pub ProductName,
     |text| {
         let name = text.trim();
         let ok = !name.is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control);
@@ -103,10 +69,10 @@ checked_string!(
     }
 );
 
-checked_string!(
+platform::checked_string!(
     /// A description: at most 4000 characters; empty by default.
     #[derive(Default)]
-    Description,
+    pub Description,
     |text| {
         (text.chars().count() <= 4000)
             .then(|| text.trim().to_owned())
@@ -114,9 +80,9 @@ checked_string!(
     }
 );
 
-checked_string!(
+platform::checked_string!(
     /// A category slug: 1 to 64 lower-case letters, digits or `-`.
-    Category,
+    pub Category,
     |text| {
         let ok = (1..=64).contains(&text.len())
             && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -125,40 +91,14 @@ checked_string!(
     }
 );
 
-/// An amount of money in cents: 0 to 100 000 000 (one million in major units).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
-pub struct Money(i64);
+platform::bounded_int!(
+    /// An amount of money in cents: 0 to 100 000 000 (one million in major units).
+    pub Money(i64), 0..=100_000_000
+);
 
 impl Money {
-    pub const MAX_CENTS: i64 = 100_000_000;
-
-    pub fn from_cents(cents: i64) -> Result<Self, String> {
-        if (0..=Self::MAX_CENTS).contains(&cents) {
-            Ok(Self(cents))
-        } else {
-            Err(format!(
-                "must be a whole number of cents from 0 to {}",
-                Self::MAX_CENTS
-            ))
-        }
-    }
-
     pub fn cents(self) -> i64 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for Money {
-    type Error = String;
-    fn try_from(cents: i64) -> Result<Self, String> {
-        Self::from_cents(cents)
-    }
-}
-
-impl From<Money> for i64 {
-    fn from(money: Money) -> i64 {
-        money.0
+        self.get()
     }
 }
 
@@ -192,8 +132,8 @@ mod tests {
 
     #[test]
     fn money_is_bounded_cents() {
-        assert_eq!(Money::from_cents(0).unwrap().cents(), 0);
-        assert!(Money::from_cents(-1).is_err());
-        assert!(Money::from_cents(Money::MAX_CENTS + 1).is_err());
+        assert_eq!(Money::new(0).unwrap().cents(), 0);
+        assert!(Money::new(-1).is_err());
+        assert!(Money::new(Money::MAX + 1).is_err());
     }
 }

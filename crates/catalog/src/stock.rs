@@ -4,75 +4,19 @@ use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use platform::InfraError;
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, Product, ProductId, product::COLUMNS};
 
-/// How many units one order line asks for: 1 to 1000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i32")]
-pub struct Quantity(i32);
+platform::bounded_int!(
+    /// How many units one order line asks for: 1 to 1000.
+    pub Quantity(i32), 1..=1000
+);
 
-impl Quantity {
-    pub const MAX: i32 = 1000;
-
-    pub fn new(n: i64) -> Result<Self, String> {
-        match i32::try_from(n) {
-            Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
-            _ => Err(format!("must be a whole number from 1 to {}", Self::MAX)),
-        }
-    }
-
-    pub fn get(self) -> i32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for Quantity {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        Self::new(n)
-    }
-}
-
-impl From<Quantity> for i32 {
-    fn from(q: Quantity) -> i32 {
-        q.0
-    }
-}
-
-/// Units on hand: 0 to 10 000 000.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i32")]
-pub struct StockLevel(i32);
-
-impl StockLevel {
-    pub const MAX: i32 = 10_000_000;
-
-    pub fn new(n: i64) -> Result<Self, String> {
-        match i32::try_from(n) {
-            Ok(n) if (0..=Self::MAX).contains(&n) => Ok(Self(n)),
-            _ => Err(format!("must be a whole number from 0 to {}", Self::MAX)),
-        }
-    }
-
-    pub fn get(self) -> i32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for StockLevel {
-    type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        Self::new(n)
-    }
-}
-
-impl From<StockLevel> for i32 {
-    fn from(s: StockLevel) -> i32 {
-        s.0
-    }
-}
+platform::bounded_int!(
+    /// Units on hand: 0 to 10 000 000.
+    #[derive(Default)]
+    pub StockLevel(i32), 0..=10_000_000
+);
 
 /// One product and how many of it to reserve.
 #[derive(Debug, Clone, Copy)]

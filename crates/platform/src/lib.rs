@@ -8,6 +8,7 @@ pub mod db;
 mod error;
 pub mod http;
 pub mod idempotency;
+mod newtype;
 pub mod page;
 pub mod redis;
 pub mod telemetry;

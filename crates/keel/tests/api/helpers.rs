@@ -16,6 +16,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Db,
+    database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     pub served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -87,6 +88,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         address,
         client: reqwest::Client::new(),
         db: Db::connect(&config.db).expect("test pool"),
+        database_url: config.db.url.clone(),
         shutdown: Some(shutdown),
         served: Some(served),
     }
@@ -209,6 +211,33 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         let client = self.db.write().await.unwrap();
         client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+/// A stock row held `FOR UPDATE` by a transaction of the test's own, so that a request
+/// touching it waits inside its own transaction until [`StockLock::release`].
+pub struct StockLock(tokio_postgres::Client);
+
+impl StockLock {
+    pub async fn release(self) {
+        self.0.batch_execute("ROLLBACK").await.unwrap();
+    }
+}
+
+impl TestApp {
+    pub async fn lock_stock(&self, product_id: i64) -> StockLock {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM catalog.stock WHERE product_id = {product_id} FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+        StockLock(client)
     }
 }
 

@@ -127,14 +127,7 @@ async fn shutdown_drains_in_flight_requests() {
     let customer = app.customer().await;
 
     // Hold the stock row so an order is in flight when the shutdown starts.
-    let mut blocker = app.db.write().await.unwrap();
-    let tx = blocker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
-        &[&product],
-    )
-    .await
-    .unwrap();
+    let lock = app.lock_stock(product).await;
     let in_flight = tokio::spawn({
         let (client, url, token) = (app.client.clone(), app.url("/orders"), customer.clone());
         async move {
@@ -151,7 +144,7 @@ async fn shutdown_drains_in_flight_requests() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     app.shut_down();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    tx.commit().await.unwrap();
+    lock.release().await;
 
     assert_eq!(in_flight.await.unwrap(), StatusCode::CREATED);
     app.served.take().unwrap().await.unwrap().unwrap();
@@ -171,14 +164,7 @@ async fn a_request_past_its_timeout_is_a_503_and_writes_nothing() {
     let product = app.product(&admin, 100, 5).await;
     let customer = app.customer().await;
 
-    let mut blocker = app.db.write().await.unwrap();
-    let tx = blocker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
-        &[&product],
-    )
-    .await
-    .unwrap();
+    let lock = app.lock_stock(product).await;
     let response = app
         .post(
             "/orders",
@@ -188,8 +174,7 @@ async fn a_request_past_its_timeout_is_a_503_and_writes_nothing() {
         .await;
     let problem = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(problem["type"], "urn:keel:problem:timeout");
-    tx.rollback().await.unwrap();
-    drop(blocker);
+    lock.release().await;
 
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(

@@ -72,14 +72,7 @@ async fn a_duplicate_while_the_first_runs_is_409() {
     let order = json!({ "lines": [ { "product_id": product, "quantity": 1 } ] });
 
     // Hold the stock row so the first request waits inside its transaction.
-    let mut blocker = app.db.write().await.unwrap();
-    let tx = blocker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM catalog.stock WHERE product_id = $1 FOR UPDATE",
-        &[&product],
-    )
-    .await
-    .unwrap();
+    let lock = app.lock_stock(product).await;
 
     let first = tokio::spawn({
         let (client, url, token, order) = (
@@ -117,7 +110,7 @@ async fn a_duplicate_while_the_first_runs_is_409() {
         "urn:keel:problem:idempotency-key-in-flight"
     );
 
-    tx.rollback().await.unwrap();
+    lock.release().await;
     let first = first.await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     let replay = place(&app, &customer, "slow", &order).await;
