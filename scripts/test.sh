@@ -9,7 +9,7 @@ source scripts/setup.sh
 export KEEL_TEST_POSTGRES="${KEEL_TEST_POSTGRES:-postgres://keel:keel@127.0.0.1:5432}"
 export KEEL_TEST_REDIS="${KEEL_TEST_REDIS:-redis://127.0.0.1:6379}"
 stale=$(PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'keel\_test\_%'")
+    "SELECT datname FROM pg_database WHERE datname LIKE 'keel\_test\_%' AND pg_get_userbyid(datdba) = current_user")
 for db in $stale; do
     PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -qc "DROP DATABASE IF EXISTS $db" || true
 done
