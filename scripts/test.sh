@@ -14,4 +14,10 @@ for db in $stale; do
     PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -qc "DROP DATABASE IF EXISTS $db" || true
 done
 
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run: cargo prints one per test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
