@@ -18,6 +18,7 @@ use axum::{
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::ToSql;
 
 use crate::{InfraError, http::Problem};
 
@@ -135,6 +136,19 @@ pub fn fingerprint(operation: &str, request: &impl Serialize) -> Result<Vec<u8>,
     Ok(hasher.finalize().to_vec())
 }
 
+/// Inserts the claim, or takes over an expired or abandoned one; returns a row if claimed.
+const CLAIM: &str =
+    "INSERT INTO platform.idempotency_keys AS k (scope, key, request_hash, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+             ON CONFLICT (scope, key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash, locked_at = now(),
+                    expires_at = EXCLUDED.expires_at, response_status = NULL, response_body = NULL,
+                    response_location = NULL
+              WHERE k.expires_at < now()
+                 OR (k.response_status IS NULL AND k.request_hash = EXCLUDED.request_hash
+                     AND k.locked_at < now() - make_interval(secs => $5))
+             RETURNING 1";
+
 /// Claims `key` for `scope` (e.g. `user:42`) and a request with this `fingerprint`.
 pub async fn claim(
     client: &impl GenericClient,
@@ -144,21 +158,17 @@ pub async fn claim(
 ) -> Result<Claim, IdempotencyError> {
     let retention = RETENTION.as_secs_f64();
     let abandoned = ABANDONED_AFTER.as_secs_f64();
-    let claimed = client
-        .query_opt(
-            "INSERT INTO platform.idempotency_keys AS k (scope, key, request_hash, expires_at)
-             VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-             ON CONFLICT (scope, key) DO UPDATE
-                SET request_hash = EXCLUDED.request_hash, locked_at = now(),
-                    expires_at = EXCLUDED.expires_at, response_status = NULL, response_body = NULL,
-                    response_location = NULL
-              WHERE k.expires_at < now()
-                 OR (k.response_status IS NULL AND k.request_hash = EXCLUDED.request_hash
-                     AND k.locked_at < now() - make_interval(secs => $5))
-             RETURNING 1",
-            &[&scope, &key.0, &fingerprint, &retention, &abandoned],
-        )
-        .await?;
+    // The claim commits asynchronously (no WAL flush of its own) in one round trip: BEGIN,
+    // the insert and COMMIT are pipelined. That is safe because the request's effect commits
+    // synchronously later on this connection, and flushing its commit flushes the WAL up to
+    // and past the claim; a crash before then loses both, and the client's retry runs anew.
+    let insert = client.prepare_cached(CLAIM).await?;
+    let params: [&(dyn ToSql + Sync); 5] = [&scope, &key.0, &fingerprint, &retention, &abandoned];
+    let (_, claimed, _) = tokio::try_join!(
+        client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+        client.query_opt(&insert, &params),
+        client.batch_execute("COMMIT"),
+    )?;
     if claimed.is_some() {
         return Ok(Claim::Fresh(Pending {
             scope: scope.to_owned(),
