@@ -9,7 +9,7 @@ use platform::{config::DbConfig, db::Db};
 ///
 /// Every option can also be set through the environment variable shown with it.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -9,6 +9,7 @@ pub struct DbConfig {
     /// PostgreSQL URL of the primary; every write goes here.
     #[arg(
         id = "database_url",
+        value_name = "URL",
         long = "database-url",
         env = "KEEL_DATABASE_URL",
         default_value = "postgres://keel:keel@127.0.0.1:5432/keel"
@@ -46,6 +47,7 @@ pub struct RedisConfig {
     /// Redis URL.
     #[arg(
         id = "redis_url",
+        value_name = "URL",
         long = "redis-url",
         env = "KEEL_REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
