@@ -55,8 +55,9 @@ async fn list(
 async fn show(
     State(catalog): State<Catalog>,
     Path(IdPath { id }): Path<IdPath>,
-) -> Result<axum::Json<Product>, Error> {
-    Ok(axum::Json(query::get_product(&catalog.db, id).await?))
+) -> Result<Response, Error> {
+    let json = catalog.products.get_json(&catalog.db, id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// Create a product (admin).
@@ -94,7 +95,9 @@ async fn update(
 ) -> Result<axum::Json<Product>, Problem> {
     user.require_admin()?;
     let db = catalog.db.write().await?;
-    Ok(axum::Json(write::update_product(&db, id, &changes).await?))
+    let product = write::update_product(&db, id, &changes).await?;
+    catalog.products.invalidate([id]).await;
+    Ok(axum::Json(product))
 }
 
 /// The new stock level of a product.
@@ -118,5 +121,7 @@ async fn set_stock(
 ) -> Result<axum::Json<Product>, Problem> {
     user.require_admin()?;
     let db = catalog.db.write().await?;
-    Ok(axum::Json(stock::set_stock(&db, id, change.on_hand).await?))
+    let product = stock::set_stock(&db, id, change.on_hand).await?;
+    catalog.products.invalidate([id]).await;
+    Ok(axum::Json(product))
 }

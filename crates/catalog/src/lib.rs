@@ -3,6 +3,7 @@
 //! Owns the `catalog` schema. Other modules reach stock only through [`reserve_stock`], which
 //! runs inside their transaction so an order and its stock change commit together.
 
+mod cached;
 mod error;
 mod http;
 mod product;
@@ -11,6 +12,7 @@ pub mod seed;
 mod stock;
 mod write;
 
+pub use cached::ProductCache;
 pub use error::Error;
 pub use http::{ApiDoc, router};
 pub use product::{Category, Description, Money, Product, ProductId, ProductName, Sku};
@@ -35,4 +37,5 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 pub struct Catalog {
     pub db: Db,
     pub sessions: accounts::Sessions,
+    pub products: ProductCache,
 }

@@ -4,10 +4,11 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use accounts::{Accounts, Sessions};
 use axum::Router;
-use catalog::Catalog;
+use catalog::{Catalog, ProductCache};
 use orders::Orders;
 use platform::{
     InfraError,
+    cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError},
     redis::{Redis, RedisConfigError},
 };
@@ -50,8 +51,9 @@ pub async fn migrate(db: &Db) -> Result<usize, StartError> {
 }
 
 /// The whole HTTP API behind the middleware stack.
-pub fn router(db: Db, redis: Redis, config: &Config) -> Router {
+pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
+    let products = ProductCache::new(cache);
     let api = Router::new()
         .merge(accounts::router().with_state(Accounts {
             db: db.clone(),
@@ -60,10 +62,12 @@ pub fn router(db: Db, redis: Redis, config: &Config) -> Router {
         .merge(catalog::router().with_state(Catalog {
             db: db.clone(),
             sessions: sessions.clone(),
+            products: products.clone(),
         }))
         .merge(orders::router().with_state(Orders {
             db: db.clone(),
             sessions,
+            products,
         }))
         .merge(health::router(db, redis))
         .merge(openapi::router());
@@ -76,6 +80,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Db,
+    cache: Cache,
 }
 
 impl Application {
@@ -88,12 +93,19 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
-        let router = router(db.clone(), redis, config);
+        let cache = Cache::new(redis.clone(), config.cache.clone());
+        let router = router(db.clone(), redis, cache.clone(), config);
         Ok(Self {
             listener,
             router,
             db,
+            cache,
         })
+    }
+
+    /// The cache this instance serves from (its counters show what each layer served).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -108,6 +120,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
+        let invalidations = self.cache.spawn_invalidation_listener();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -115,6 +128,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         purge.abort();
+        invalidations.abort();
         served
     }
 }

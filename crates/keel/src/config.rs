@@ -1,7 +1,10 @@
 //! The configuration of `keel serve`: every setting a flag and a `KEEL_*` variable.
 
 use accounts::SessionConfig;
-use platform::config::{DbConfig, HttpConfig, RedisConfig};
+use platform::{
+    cache::CacheConfig,
+    config::{DbConfig, HttpConfig, RedisConfig},
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -13,4 +16,6 @@ pub struct Config {
     pub redis: RedisConfig,
     #[command(flatten)]
     pub sessions: SessionConfig,
+    #[command(flatten)]
+    pub cache: CacheConfig,
 }

@@ -31,4 +31,6 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 pub struct Orders {
     pub db: Db,
     pub sessions: accounts::Sessions,
+    /// Orders change stock, which product pages show: each order invalidates its products.
+    pub products: catalog::ProductCache,
 }

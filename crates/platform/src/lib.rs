@@ -3,6 +3,8 @@
 //! Domain crates (`accounts`, `catalog`, `orders`) use it for configuration, PostgreSQL pools
 //! and migrations, Redis, the HTTP error model and middleware, and idempotency keys.
 
+pub mod breaker;
+pub mod cache;
 pub mod config;
 pub mod db;
 mod error;

@@ -10,8 +10,10 @@ use crate::{InfraError, config::RedisConfig};
 /// A handle on Redis: cheap to clone, every clone shares one connection.
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: Arc<str>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Redis {
@@ -36,11 +38,13 @@ impl Redis {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(RedisConfigError)?;
         Ok(Self {
+            client,
             conn,
             prefix: config.key_prefix.as_str().into(),
+            timeout: config.timeout,
         })
     }
 
@@ -55,6 +59,15 @@ impl Redis {
     /// A connection to run commands on; clones share one multiplexed connection.
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// A dedicated connection for subscriptions (pub/sub cannot share the multiplexed one).
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, InfraError> {
+        let connect = self.client.get_async_pubsub();
+        match tokio::time::timeout(self.timeout.max(Duration::from_millis(100)), connect).await {
+            Ok(result) => Ok(result?),
+            Err(elapsed) => Err(InfraError::unavailable("redis", elapsed)),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), InfraError> {

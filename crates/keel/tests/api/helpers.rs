@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub address: String,
+    pub cache: platform::cache::Cache,
     pub client: reqwest::Client,
     pub db: Db,
     database_url: String,
@@ -66,6 +67,7 @@ pub fn test_config(database_url: String) -> Config {
         sessions: accounts::SessionConfig {
             session_ttl: Duration::from_secs(3600),
         },
+        cache: Default::default(),
     }
 }
 
@@ -80,12 +82,14 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         .await
         .expect("application starts");
     let address = format!("http://{}", app.local_addr());
+    let cache = app.cache().clone();
     let (shutdown, signal) = oneshot::channel();
     let served = tokio::spawn(app.run_until(async {
         let _ = signal.await;
     }));
     TestApp {
         address,
+        cache,
         client: reqwest::Client::new(),
         db: Db::connect(&config.db).expect("test pool"),
         database_url: config.db.url.clone(),

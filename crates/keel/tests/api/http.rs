@@ -99,7 +99,8 @@ async fn readiness_fails_when_redis_is_unreachable() {
     config.redis.url = format!("redis://{unused}");
     let db = platform::db::Db::connect(&config.db).unwrap();
     let redis = platform::redis::Redis::connect(&config.redis).unwrap();
-    let router = keel::router(db, redis, &config);
+    let cache = platform::cache::Cache::new(redis.clone(), config.cache.clone());
+    let router = keel::router(db, redis, cache, &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -1,0 +1,137 @@
+//! A circuit breaker: after `threshold` consecutive failures a dependency is skipped for
+//! `cool_down`, then tried again (half-open); one success closes it, one failure reopens it.
+//! It turns a dead or hung dependency from a timeout on every request into a fast skip.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// What the breaker lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    name: &'static str,
+    threshold: u32,
+    cool_down: Duration,
+    state: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen,
+}
+
+impl Breaker {
+    pub fn new(name: &'static str, threshold: u32, cool_down: Duration) -> Self {
+        Self {
+            name,
+            threshold: threshold.max(1),
+            cool_down,
+            state: Mutex::new(Inner::Closed { failures: 0 }),
+        }
+    }
+
+    /// Whether to call the dependency now.
+    pub fn allow(&self) -> bool {
+        let mut state = self.lock();
+        match *state {
+            Inner::Closed { .. } | Inner::HalfOpen => true,
+            Inner::Open { until } if Instant::now() >= until => {
+                *state = Inner::HalfOpen;
+                true
+            }
+            Inner::Open { .. } => false,
+        }
+    }
+
+    pub fn record_success(&self) {
+        let mut state = self.lock();
+        if !matches!(*state, Inner::Closed { failures: 0 }) {
+            if !matches!(*state, Inner::Closed { .. }) {
+                tracing::info!(dependency = self.name, "circuit closed");
+            }
+            *state = Inner::Closed { failures: 0 };
+        }
+    }
+
+    pub fn record_failure(&self) {
+        let mut state = self.lock();
+        let failures = match *state {
+            Inner::Closed { failures } => failures + 1,
+            Inner::HalfOpen => self.threshold,
+            Inner::Open { .. } => return,
+        };
+        if failures >= self.threshold {
+            tracing::warn!(dependency = self.name, cool_down = ?self.cool_down, "circuit opened");
+            *state = Inner::Open {
+                until: Instant::now() + self.cool_down,
+            };
+        } else {
+            *state = Inner::Closed { failures };
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        match *self.lock() {
+            Inner::Closed { .. } => BreakerState::Closed,
+            Inner::Open { .. } => BreakerState::Open,
+            Inner::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The state is a plain enum: a panic elsewhere cannot leave it half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_closes_after_a_good_probe() {
+        let breaker = Breaker::new("test", 3, Duration::from_millis(30));
+        for _ in 0..2 {
+            breaker.record_failure();
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        breaker.record_failure();
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert!(!breaker.allow());
+
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow(), "a probe goes through after the cool-down");
+        assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        breaker.record_success();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens() {
+        let breaker = Breaker::new("test", 1, Duration::from_millis(10));
+        breaker.record_failure();
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(breaker.allow());
+        breaker.record_failure();
+        assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = Breaker::new("test", 2, Duration::from_secs(1));
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+}

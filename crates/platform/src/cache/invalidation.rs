@@ -1,0 +1,57 @@
+//! The listener that keeps this instance's L1 in step with writes made on any instance.
+//!
+//! It subscribes to the invalidation channel and drops each key it hears of. Whenever it
+//! (re)subscribes it clears all of L1, because messages published while it was not
+//! listening are lost: after a Redis outage no instance keeps serving what it may have
+//! missed. A Redis that hangs without closing the connection delays invalidations by at most
+//! `l1_ttl`, the time any L1 entry lives.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+
+use super::{Cache, CacheMode};
+
+impl Cache {
+    /// Starts the listener; abort the handle to stop it.
+    pub fn spawn_invalidation_listener(&self) -> JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            if cache.mode() != CacheMode::Layered {
+                return;
+            }
+            cache.listen().await;
+        })
+    }
+
+    async fn listen(&self) {
+        let channel = self.channel();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.inner.redis.pubsub().await {
+                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                    Ok(()) => {
+                        self.clear_l1();
+                        backoff = Duration::from_millis(100);
+                        tracing::info!(channel, "listening for cache invalidations");
+                        let mut messages = pubsub.on_message();
+                        while let Some(message) = messages.next().await {
+                            let Ok(keys) = message.get_payload::<String>() else {
+                                continue;
+                            };
+                            for key in keys.lines() {
+                                self.invalidate_l1(key).await;
+                            }
+                        }
+                        tracing::warn!("cache invalidation channel closed; resubscribing");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to cache invalidations"),
+                },
+                Err(e) => tracing::debug!(error = %e, "cannot connect for cache invalidations"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
