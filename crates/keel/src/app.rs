@@ -81,6 +81,7 @@ pub struct Application {
     router: Router,
     db: Db,
     cache: Cache,
+    invalidations: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -94,12 +95,16 @@ impl Application {
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         let cache = Cache::new(redis.clone(), config.cache.clone());
+        let invalidations = cache
+            .start_invalidation_listener(config.redis.timeout.max(Duration::from_secs(1)))
+            .await;
         let router = router(db.clone(), redis, cache.clone(), config);
         Ok(Self {
             listener,
             router,
             db,
             cache,
+            invalidations,
         })
     }
 
@@ -120,7 +125,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
-        let invalidations = self.cache.spawn_invalidation_listener();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -128,7 +132,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         purge.abort();
-        invalidations.abort();
+        self.invalidations.abort();
         served
     }
 }

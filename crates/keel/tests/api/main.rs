@@ -5,8 +5,10 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod accounts;
+mod cache;
 mod catalog;
 mod helpers;
 mod http;
 mod idempotency;
 mod orders;
+mod redis_server;

@@ -14,18 +14,23 @@ use tokio::task::JoinHandle;
 use super::{Cache, CacheMode};
 
 impl Cache {
-    /// Starts the listener; abort the handle to stop it.
-    pub fn spawn_invalidation_listener(&self) -> JoinHandle<()> {
+    /// Starts the listener and waits up to `wait` for its first subscription, so that an
+    /// instance does not serve from L1 before it can hear of writes; abort the handle to stop
+    /// it. If Redis is down it keeps trying in the background.
+    pub async fn start_invalidation_listener(&self, wait: Duration) -> JoinHandle<()> {
         let cache = self.clone();
-        tokio::spawn(async move {
-            if cache.mode() != CacheMode::Layered {
-                return;
+        let (subscribed, first) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(async move {
+            if cache.mode() == CacheMode::Layered {
+                cache.listen(subscribed).await;
             }
-            cache.listen().await;
-        })
+        });
+        let _ = tokio::time::timeout(wait, first).await;
+        handle
     }
 
-    async fn listen(&self) {
+    async fn listen(&self, subscribed: tokio::sync::oneshot::Sender<()>) {
+        let mut subscribed = Some(subscribed);
         let channel = self.channel();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -33,6 +38,9 @@ impl Cache {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
                         self.clear_l1();
+                        if let Some(first) = subscribed.take() {
+                            let _ = first.send(());
+                        }
                         backoff = Duration::from_millis(100);
                         tracing::info!(channel, "listening for cache invalidations");
                         let mut messages = pubsub.on_message();

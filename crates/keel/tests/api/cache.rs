@@ -1,0 +1,240 @@
+//! The layered cache behind `GET /products/{id}`: layers, negative caching, stampede
+//! protection, invalidation across instances, and Redis going away.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{
+    helpers::{body, create_database, spawn_app, spawn_app_with, test_config},
+    redis_server::RedisServer,
+};
+
+#[tokio::test]
+async fn a_product_is_loaded_once_then_served_from_l1() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let id = app.product(&admin, 1234, 7).await;
+    let loads = app.cache.stats().loads();
+    let first = body(app.get(&format!("/products/{id}"), None).await).await;
+    for _ in 0..5 {
+        assert_eq!(
+            body(app.get(&format!("/products/{id}"), None).await).await,
+            first
+        );
+    }
+    assert_eq!(app.cache.stats().loads() - loads, 1);
+    assert!(app.cache.stats().l1_hits() >= 5);
+}
+
+#[tokio::test]
+async fn unknown_products_are_cached_as_missing() {
+    let app = spawn_app().await;
+    let loads = app.cache.stats().loads();
+    for _ in 0..10 {
+        assert_eq!(
+            app.get("/products/987654", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        app.cache.stats().loads() - loads,
+        1,
+        "one database load for ten misses"
+    );
+}
+
+#[tokio::test]
+async fn five_hundred_concurrent_misses_make_one_load() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let id = app.product(&admin, 500, 5).await;
+    let loads = app.cache.stats().loads();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(600)
+        .build()
+        .unwrap();
+    let url = app.url(&format!("/products/{id}"));
+    let statuses = join_all((0..500).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.get(url).send().await.unwrap().status() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+    assert_eq!(app.cache.stats().loads() - loads, 1);
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_a_slow_load_wait_for_the_one_load() {
+    let app = spawn_app().await;
+    let cache = app.cache.clone();
+    let calls = Arc::new(AtomicU64::new(0));
+    let results = join_all((0..500).map(|_| {
+        let (cache, calls) = (cache.clone(), calls.clone());
+        async move {
+            cache
+                .get_or_load("slow-key", || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(Some(Bytes::from_static(b"{\"v\":1}")))
+                })
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_deref() == Some(&b"{\"v\":1}"[..]))
+    );
+}
+
+/// Two instances on one database and one Redis, as behind a load balancer.
+async fn two_instances() -> (crate::helpers::TestApp, crate::helpers::TestApp) {
+    let config = test_config(create_database().await);
+    let a = spawn_app_with(config.clone()).await;
+    let b = spawn_app_with(config).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_is_read_on_another_within_the_bound() {
+    let (a, b) = two_instances().await;
+    let admin = a.admin().await;
+    let id = a.product(&admin, 1000, 50).await;
+    let path = format!("/products/{id}");
+    // Both instances hold the product in L1.
+    for app in [&a, &b] {
+        assert_eq!(body(app.get(&path, None).await).await["price_cents"], 1000);
+        assert_eq!(body(app.get(&path, None).await).await["price_cents"], 1000);
+    }
+
+    let written = Instant::now();
+    let update = a
+        .send_json(
+            Method::PATCH,
+            &path,
+            &admin,
+            &json!({ "price_cents": 1500 }),
+        )
+        .await;
+    assert_eq!(update.status(), StatusCode::OK);
+    let seen = loop {
+        if body(b.get(&path, None).await).await["price_cents"] == 1500 {
+            break written.elapsed();
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "instance B still stale after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    eprintln!("price change visible on the other instance after {seen:?}");
+
+    // A stock change made by an order is invalidated the same way.
+    let customer = a.customer().await;
+    let order = a
+        .post(
+            "/orders",
+            Some(&customer),
+            &json!({ "lines": [ { "product_id": id, "quantity": 3 } ] }),
+        )
+        .await;
+    assert_eq!(order.status(), StatusCode::CREATED);
+    let written = Instant::now();
+    while body(b.get(&path, None).await).await["stock"] != 47 {
+        assert!(
+            written.elapsed() < Duration::from_secs(1),
+            "stock still stale on B after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn reads_survive_redis_dying_and_the_cache_recovers() {
+    let mut redis = RedisServer::start().await;
+    let mut config = test_config(create_database().await);
+    config.redis.url = redis.url();
+    config.redis.timeout = Duration::from_millis(100);
+    let app = spawn_app_with(config.clone()).await;
+    let admin = app.admin().await;
+    let warm = app.product(&admin, 100, 1).await;
+    let cold = app.product(&admin, 200, 2).await;
+    assert_eq!(
+        app.get(&format!("/products/{warm}"), None).await.status(),
+        StatusCode::OK
+    );
+
+    redis.kill().await;
+    let started = Instant::now();
+    for _ in 0..20 {
+        for id in [warm, cold] {
+            let response = app.get(&format!("/products/{id}"), None).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "reads keep working without Redis"
+            );
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "Redis timeouts are bounded: {:?}",
+        started.elapsed()
+    );
+    let unready = app.get("/readyz", None).await;
+    assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    redis.restart().await;
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let in_l2 = |key: String| {
+        let client = redis_client.clone();
+        async move {
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            exists
+        }
+    };
+    // The cache writes to Redis again once its breaker lets a probe through.
+    let back = Instant::now();
+    for n in 0.. {
+        let key = format!("probe-{n}");
+        app.cache
+            .get_or_load(&key, || async { Ok(Some(Bytes::from_static(b"1"))) })
+            .await
+            .unwrap();
+        if in_l2(format!("{}cache:{key}", config.redis.key_prefix)).await {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "L2 unused 5 s after Redis returned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the API path with it: a product read for the first time lands in L2.
+    let admin = app.admin().await;
+    let fresh = app.product(&admin, 300, 3).await;
+    assert_eq!(
+        app.get(&format!("/products/{fresh}"), None).await.status(),
+        StatusCode::OK
+    );
+    assert!(in_l2(format!("{}cache:product:{fresh}", config.redis.key_prefix)).await);
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+}
