@@ -5,7 +5,7 @@ use axum::{
     extract::{FromRef, FromRequestParts},
     http::{HeaderMap, header, request::Parts},
 };
-use platform::http::Problem;
+use platform::{InfraError, http::Problem};
 
 use crate::{Role, Sessions, UserId};
 
@@ -38,17 +38,34 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let token = session_token(&parts.headers).ok_or_else(Problem::unauthorized)?;
-        let sessions = Sessions::from_ref(state);
-        let session = sessions.find(token).await?.ok_or_else(|| {
-            Problem::unauthorized().detail("the session token is unknown or has expired")
-        })?;
-        Ok(CurrentUser {
-            id: session.user_id,
-            role: session.role,
-            token: token.to_owned(),
-        })
+        // Middleware that already resolved the session (the rate limiter) left it here.
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        if session_token(&parts.headers).is_none() {
+            return Err(Problem::unauthorized());
+        }
+        authenticate(&Sessions::from_ref(state), &parts.headers)
+            .await?
+            .ok_or_else(|| {
+                Problem::unauthorized().detail("the session token is unknown or has expired")
+            })
     }
+}
+
+/// The user whose session the request's credentials open, if any.
+pub async fn authenticate(
+    sessions: &Sessions,
+    headers: &HeaderMap,
+) -> Result<Option<CurrentUser>, InfraError> {
+    let Some(token) = session_token(headers) else {
+        return Ok(None);
+    };
+    Ok(sessions.find(token).await?.map(|session| CurrentUser {
+        id: session.user_id,
+        role: session.role,
+        token: token.to_owned(),
+    }))
 }
 
 /// The bearer token, or else the session cookie.

@@ -13,7 +13,7 @@ pub mod seed;
 mod session;
 mod user;
 
-pub use auth::{COOKIE, CurrentUser};
+pub use auth::{COOKIE, CurrentUser, authenticate};
 pub use error::Error;
 pub use http::{ApiDoc, router};
 pub use login::{LoginRequest, LoginResponse, current_user, login, logout};

@@ -10,11 +10,16 @@ use platform::{
     InfraError,
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError},
+    ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
 };
 use tokio::net::TcpListener;
 
-use crate::{Config, health, openapi};
+use crate::{
+    Config, health,
+    limits::{Limits, rate_limit},
+    openapi,
+};
 
 /// Every module's migrations, in dependency order.
 const MIGRATIONS: [&[Migration]; 4] = [
@@ -54,6 +59,7 @@ pub async fn migrate(db: &Db) -> Result<usize, StartError> {
 pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
+    let sessions_for_limits = sessions.clone();
     let api = Router::new()
         .merge(accounts::router().with_state(Accounts {
             db: db.clone(),
@@ -69,8 +75,18 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             sessions,
             products,
         }))
-        .merge(health::router(db, redis))
+        .merge(health::router(db, redis.clone()))
         .merge(openapi::router());
+    let api = if config.rate_limits.rate_limit_off {
+        api
+    } else {
+        let limits = Limits::new(
+            RateLimiter::new(redis),
+            sessions_for_limits,
+            &config.rate_limits,
+        );
+        api.layer(axum::middleware::from_fn_with_state(limits, rate_limit))
+    };
     platform::http::layer(api, &config.http)
 }
 

@@ -4,6 +4,7 @@ use accounts::SessionConfig;
 use platform::{
     cache::CacheConfig,
     config::{DbConfig, HttpConfig, RedisConfig},
+    ratelimit::RateLimitConfig,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -18,4 +19,6 @@ pub struct Config {
     pub sessions: SessionConfig,
     #[command(flatten)]
     pub cache: CacheConfig,
+    #[command(flatten)]
+    pub rate_limits: RateLimitConfig,
 }

@@ -7,6 +7,7 @@ mod app;
 pub mod bench;
 mod config;
 mod health;
+mod limits;
 mod openapi;
 pub mod seed;
 

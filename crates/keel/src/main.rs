@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Migrate, then serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests drain).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Apply pending database migrations, then exit.
     Migrate(DbConfig),
     /// Migrate, then add demo data (users and products with stock) through COPY.
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     platform::telemetry::init_logs();
     match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Migrate(db) => {
             let applied = keel::migrate(&Db::connect(&db)?).await?;
             tracing::info!(applied, "migrations up to date");

@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 mod newtype;
 pub mod page;
+pub mod ratelimit;
 pub mod redis;
 pub mod telemetry;
 

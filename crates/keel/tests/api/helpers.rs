@@ -68,6 +68,13 @@ pub fn test_config(database_url: String) -> Config {
             session_ttl: Duration::from_secs(3600),
         },
         cache: Default::default(),
+        // Generous, so that only the rate-limit tests meet the limits.
+        rate_limits: platform::ratelimit::RateLimitConfig {
+            rate_login: "10000/60s".parse().unwrap(),
+            rate_write: "100000/60s".parse().unwrap(),
+            rate_read: "100000/60s".parse().unwrap(),
+            ..Default::default()
+        },
     }
 }
 

@@ -11,4 +11,5 @@ mod helpers;
 mod http;
 mod idempotency;
 mod orders;
+mod rate_limit;
 mod redis_server;

@@ -1,0 +1,191 @@
+//! Rate limiting as middleware: which quota a request falls under, and whose budget it
+//! spends — the user's when the request carries a valid session, else the client's IP.
+//! Logins and registrations always spend the IP's budget (credential stuffing).
+
+use std::net::{IpAddr, SocketAddr};
+
+use accounts::Sessions;
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderMap, Method},
+    middleware::Next,
+    response::Response,
+};
+use platform::ratelimit::{Policy, RateLimitConfig, RateLimiter, apply_headers, too_many_requests};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    limiter: RateLimiter,
+    sessions: Sessions,
+    login: Policy,
+    write: Policy,
+    read: Policy,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl Limits {
+    pub(crate) fn new(limiter: RateLimiter, sessions: Sessions, config: &RateLimitConfig) -> Self {
+        Self {
+            limiter,
+            sessions,
+            login: Policy {
+                name: "login",
+                quota: config.rate_login,
+            },
+            write: Policy {
+                name: "write",
+                quota: config.rate_write,
+            },
+            read: Policy {
+                name: "read",
+                quota: config.rate_read,
+            },
+            trusted_proxies: config.trusted_proxies.clone(),
+        }
+    }
+
+    fn policy(&self, method: &Method, path: &str) -> Option<&Policy> {
+        match (method, path) {
+            (_, "/livez" | "/readyz") => None,
+            (&Method::POST, "/sessions" | "/accounts") => Some(&self.login),
+            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some(&self.read),
+            _ => Some(&self.write),
+        }
+    }
+
+    /// The client's address: the peer, or — only when the peer is a trusted proxy — the
+    /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+    fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.trusted_proxies.contains(ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+pub(crate) async fn rate_limit(
+    State(limits): State<Limits>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(policy) = limits
+        .policy(request.method(), request.uri().path())
+        .cloned()
+    else {
+        return next.run(request).await;
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let ip = limits.client_ip(peer, request.headers());
+    let user = if policy.name == "login" {
+        None
+    } else {
+        // A Redis failure here leaves the request anonymous; its handler reports the outage.
+        accounts::authenticate(&limits.sessions, request.headers())
+            .await
+            .ok()
+            .flatten()
+    };
+    let key = match (&user, ip) {
+        (Some(user), _) => format!("user:{}", user.id),
+        (None, Some(ip)) => format!("ip:{ip}"),
+        (None, None) => "ip:unknown".to_owned(),
+    };
+    if let Some(user) = user {
+        request.extensions_mut().insert(user);
+    }
+    let decision = limits.limiter.check(&policy, &key).await;
+    if !decision.allowed {
+        return too_many_requests(&policy, &decision);
+    }
+    let mut response = next.run(request).await;
+    apply_headers(response.headers_mut(), &policy, &decision);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn limits(trusted: &[&str]) -> Limits {
+        let redis = platform::redis::Redis::connect(&platform::config::RedisConfig {
+            url: "redis://127.0.0.1:1".into(),
+            key_prefix: "unused:".into(),
+            timeout: std::time::Duration::from_millis(10),
+        })
+        .unwrap();
+        let sessions = Sessions::new(
+            redis.clone(),
+            &accounts::SessionConfig {
+                session_ttl: std::time::Duration::from_secs(1),
+            },
+        );
+        let config = RateLimitConfig {
+            trusted_proxies: trusted.iter().map(|ip| ip.parse().unwrap()).collect(),
+            ..RateLimitConfig::default()
+        };
+        Limits::new(RateLimiter::new(redis), sessions, &config)
+    }
+
+    fn forwarded(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+        headers
+    }
+
+    #[tokio::test]
+    async fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let limits = limits(&[]);
+        let peer = "203.0.113.9".parse().ok();
+        assert_eq!(limits.client_ip(peer, &forwarded("1.2.3.4")), peer);
+    }
+
+    #[tokio::test]
+    async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
+        let limits = limits(&["10.0.0.1", "10.0.0.2"]);
+        let peer = "10.0.0.1".parse().ok();
+        // A client-supplied entry on the left cannot override what the proxies appended.
+        let ip = limits.client_ip(peer, &forwarded("6.6.6.6, 198.51.100.7, 10.0.0.2"));
+        assert_eq!(ip, "198.51.100.7".parse().ok());
+        assert_eq!(limits.client_ip(peer, &HeaderMap::new()), peer);
+    }
+
+    #[tokio::test]
+    async fn routes_fall_under_their_quota() {
+        let limits = limits(&[]);
+        assert_eq!(
+            limits.policy(&Method::POST, "/sessions").unwrap().name,
+            "login"
+        );
+        assert_eq!(
+            limits.policy(&Method::POST, "/accounts").unwrap().name,
+            "login"
+        );
+        assert_eq!(
+            limits.policy(&Method::GET, "/products/1").unwrap().name,
+            "read"
+        );
+        assert_eq!(
+            limits.policy(&Method::POST, "/orders").unwrap().name,
+            "write"
+        );
+        assert!(limits.policy(&Method::GET, "/readyz").is_none());
+    }
+}
