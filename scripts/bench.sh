@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The foundation benchmark (docs/benchmarks.md): GET /products/{id} (uncached) and
-# POST /orders at 64 connections, beside, in the same run, a bare axum handler returning a
-# body of the same size and pgbench running the same SQL at the same concurrency.
+# Keel's benchmark (docs/benchmarks.md), all in one run at 64 connections:
+# - GET /products/{id} with the cache off, L2 (Redis) only, and layered (L1 hits), and with
+#   rate limiting on, beside a bare axum handler returning a body of the same size;
+# - POST /orders; pgbench running the same SQL at the same concurrency;
+# - how long a write on one instance takes to show on another (two instances).
 # wrk gives the maximum throughput; oha at a constant rate (with latency correction, so
 # coordinated omission does not hide queueing) gives p50/p99.
 #   DURATION=15 (seconds per measurement), RATE_SHARE=60 (constant rate as % of wrk's max)
@@ -27,10 +29,19 @@ export KEEL_DATABASE_URL=postgres://keel:keel@127.0.0.1:5432/keel_bench
 export KEEL_LOG=warn KEEL_LISTEN=127.0.0.1:18080 KEEL_REDIS_PREFIX="bench:$$:"
 ./target/release/keel seed >/dev/null 2>&1
 
-./target/release/keel serve 2>"$out/serve.log" &
-keel_pid=$!
-trap 'kill $keel_pid $base_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+export KEEL_RATE_LIMIT_OFF=true KEEL_BENCH_PRODUCTS=10000
+keel_pid="" base_pid="" second_pid=""
+trap 'kill $keel_pid $base_pid $second_pid 2>/dev/null || true' EXIT
+
+# start_keel [VAR=value ...]: (re)starts the instance on :18080 with these settings.
+start_keel() {
+    [ -n "$keel_pid" ] && { kill "$keel_pid"; wait "$keel_pid" 2>/dev/null || true; }
+    env "$@" ./target/release/keel serve 2>>"$out/serve.log" &
+    keel_pid=$!
+    for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && return; sleep 0.2; done
+    echo "keel did not start" >&2; exit 1
+}
+start_keel KEEL_CACHE=off
 size=$(curl -s http://127.0.0.1:18080/products/42 | wc -c)
 ./target/release/keel bench baseline --listen 127.0.0.1:18081 --size "$size" 2>/dev/null &
 base_pid=$!
@@ -83,20 +94,47 @@ run_pgbench() {
     echo "$tps $p50 $p99"
 }
 
-log "GET /products/{id} (body $size bytes) vs fixed body"
-read -r p_rps p_p50w p_p99w p_err < <(run_wrk product "http://127.0.0.1:18080" scripts/bench/product.lua)
+log "GET /products/{id} (body $size bytes): baseline, then cache off, redis, layered"
+ids='http://127.0.0.1:18080/products/[1-9][0-9]{0,3}'
 read -r b_rps b_p50w b_p99w b_err < <(run_wrk baseline "http://127.0.0.1:18081/")
+read -r p_rps p_p50w p_p99w p_err < <(run_wrk product "http://127.0.0.1:18080" scripts/bench/product.lua)
 p_rate=$(( p_rps * share / 100 ))
-read -r p_p50 p_p99 p_ok < <(run_oha product "$p_rate" 'http://127.0.0.1:18080/products/[1-9][0-9]{0,4}' --rand-regex-url)
 read -r b_p50 b_p99 b_ok < <(run_oha baseline "$p_rate" "http://127.0.0.1:18081/")
+read -r p_p50 p_p99 p_ok < <(run_oha product "$p_rate" "$ids" --rand-regex-url)
+
+for mode in redis layered; do
+    start_keel KEEL_CACHE=$mode
+    wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null # fill the cache
+    read -r rps p50w p99w err < <(run_wrk "get-$mode" "http://127.0.0.1:18080" scripts/bench/product.lua)
+    read -r p50 p99 ok < <(run_oha "get-$mode" "$p_rate" "$ids" --rand-regex-url)
+    eval "${mode}_rps=$rps ${mode}_p50w=$p50w ${mode}_p99w=$p99w ${mode}_err=$err ${mode}_p50=$p50 ${mode}_p99=$p99 ${mode}_ok=$ok"
+done
+read -r l1_rate_p50 l1_rate_p99 l1_rate_ok < <(run_oha get-layered-high "$(( layered_rps * share / 100 ))" "$ids" --rand-regex-url)
+read -r b_high_p50 b_high_p99 b_high_ok < <(run_oha baseline-high "$(( layered_rps * share / 100 ))" "http://127.0.0.1:18081/")
+
+start_keel KEEL_CACHE=layered KEEL_RATE_LIMIT_OFF=false KEEL_RATE_READ=1000000000/60s
+wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null
+read -r limited_rps limited_p50w limited_p99w limited_err < <(run_wrk get-limited "http://127.0.0.1:18080" scripts/bench/product.lua)
+
+log "invalidation across two instances"
+start_keel KEEL_CACHE=layered
+admin_token=$(curl -s -X POST http://127.0.0.1:18080/sessions -H 'content-type: application/json' \
+    -d '{"email":"admin@demo.keel","password":"keel-demo-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+KEEL_CACHE=layered KEEL_LISTEN=127.0.0.1:18082 ./target/release/keel serve 2>>"$out/serve.log" &
+second_pid=$!
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18082/readyz >/dev/null && break; sleep 0.2; done
+read -r inv_p50 inv_p99 inv_max inv_rounds < <(python3 scripts/bench/invalidation.py 127.0.0.1:18080 127.0.0.1:18082 "$admin_token" 77 300)
+kill $second_pid; wait $second_pid 2>/dev/null || true; second_pid=""
 
 log "POST /orders"
+export KEEL_BENCH_PRODUCTS=100000
 read -r o_rps o_p50w o_p99w o_err < <(run_wrk order "http://127.0.0.1:18080/orders" scripts/bench/order.lua)
 o_rate=$(( o_rps * share / 100 ))
 # oha sends one header set, so one customer and no idempotency key; bodies pick random products.
 first_token=${tokens%%,*}
 python3 -c 'import random
 for _ in range(50000): print("{\"lines\":[{\"product_id\":%d,\"quantity\":1}]}" % random.randint(1, 100000))' >"$out/orders.lines"
+export KEEL_BENCH_PRODUCTS=100000
 read -r o_p50 o_p99 o_ok < <(run_oha order "$o_rate" "http://127.0.0.1:18080/orders" -m POST \
     -H "authorization: Bearer $first_token" -H 'content-type: application/json' -Z "$out/orders.lines")
 orders=$(psql -h 127.0.0.1 -U keel -d keel_bench -Atqc "SELECT count(*) FROM orders.orders")
@@ -109,18 +147,24 @@ read -r s_tps s_p50 s_p99 < <(run_pgbench select scripts/bench/product.sql)
 read -r t_tps t_p50 t_p99 < <(run_pgbench order scripts/bench/order.sql)
 
 cat <<MD
-Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), load generator on the same machine.
-Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, constant rate = $share% of wrk's max), $(date -u +%Y-%m-%dT%H:%MZ).
+Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), Redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'); load generator on the same machine.
+Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, GETs over product ids 1–9999, constant rate = $share% of wrk's max), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | What | wrk max req/s | wrk p50 / p99 (closed loop) | oha constant rate | oha p50 | oha p99 |
 | --- | ---: | --- | ---: | ---: | ---: |
 | bare axum, fixed $size-byte body | $b_rps | $b_p50w / $b_p99w | $p_rate/s | $b_p50 | $b_p99 |
-| Keel \`GET /products/{id}\` (uncached) | $p_rps | $p_p50w / $p_p99w | $p_rate/s | $p_p50 | $p_p99 |
+| Keel \`GET /products/{id}\`, cache off | $p_rps | $p_p50w / $p_p99w | $p_rate/s | $p_p50 | $p_p99 |
+| Keel \`GET /products/{id}\`, L2 (Redis) only | $redis_rps | $redis_p50w / $redis_p99w | $p_rate/s | $redis_p50 | $redis_p99 |
+| Keel \`GET /products/{id}\`, layered (L1 hits) | $layered_rps | $layered_p50w / $layered_p99w | $p_rate/s | $layered_p50 | $layered_p99 |
+| — same, at $(( layered_rps * share / 100 ))/s: bare axum / Keel L1 | | | $(( layered_rps * share / 100 ))/s | $b_high_p50 / $l1_rate_p50 | $b_high_p99 / $l1_rate_p99 |
+| Keel \`GET /products/{id}\`, L1 hits + rate limiting | $limited_rps | $limited_p50w / $limited_p99w | | | |
 | pgbench, same SELECT, -M prepared | $s_tps tps | $s_p50 / $s_p99 | | | |
 | Keel \`POST /orders\` (1 line, idempotency key) | $o_rps | $o_p50w / $o_p99w | $o_rate/s | $o_p50 | $o_p99 |
 | pgbench, the order transaction's statements | $t_tps tps | $t_p50 / $t_p99 | | | |
 
-Keel/baseline throughput: $(( 100 * p_rps / b_rps ))%. Keel GET/pgbench SELECT: $(( 100 * p_rps / s_tps ))%. Keel POST/pgbench order: $(( 100 * o_rps / t_tps ))%.
-Non-2xx during wrk: product $p_err, baseline $b_err, orders $o_err. 2xx under oha: product $p_ok, baseline $b_ok, orders $o_ok.
+Throughput against the bare handler: cache off $(( 100 * p_rps / b_rps ))%, L2 only $(( 100 * redis_rps / b_rps ))%, L1 hits $(( 100 * layered_rps / b_rps ))%, L1 hits + rate limiting $(( 100 * limited_rps / b_rps ))%.
+Cache off against pgbench SELECT: $(( 100 * p_rps / s_tps ))%. POST /orders against pgbench order: $(( 100 * o_rps / t_tps ))%.
+A price change on one instance showed on the other after p50 $inv_p50 ms, p99 $inv_p99 ms, max $inv_max ms ($inv_rounds rounds; includes the PATCH itself).
+Non-2xx during wrk: off $p_err, redis $redis_err, layered $layered_err, limited $limited_err, baseline $b_err, orders $o_err. 2xx under oha: off $p_ok, redis $redis_ok, layered $layered_ok, orders $o_ok.
 Orders written: $orders; stock rows below zero: $negative.
 MD

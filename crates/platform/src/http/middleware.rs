@@ -1,77 +1,125 @@
 //! The middleware stack every route runs behind.
 
-use std::{any::Any, time::Duration};
+use std::{
+    any::Any,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::{Method, StatusCode},
+    http::{HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use tower::ServiceBuilder;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::{DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 use super::Problem;
 use crate::config::HttpConfig;
 
-/// Wraps `router` in the stack, outermost first: request id, request log line, panic guard,
-/// timeout, body limit; and answers unknown routes and methods with problems.
+/// Wraps `router` in the stack, outermost first: the request's edge (id, span, access log,
+/// timeout), the panic guard, the body limit; and answers unknown routes and methods with
+/// problems.
 pub fn layer(router: Router, config: &HttpConfig) -> Router {
+    let edge = Edge {
+        ids: SequentialIds::new(),
+        timeout: config.request_timeout,
+    };
     router
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn_with_state(edge, request_edge))
                 .layer(CatchPanicLayer::custom(panic_to_problem))
-                .layer(middleware::from_fn_with_state(
-                    config.request_timeout,
-                    timeout,
-                ))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
 }
 
-/// The span every log line of a request is written in: it carries the request id.
-fn request_span(request: &Request) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+#[derive(Clone, Debug)]
+struct Edge {
+    ids: SequentialIds,
+    timeout: Duration,
+}
+
+/// One middleware for what every request needs at the edge, instead of four layers: its id
+/// (the client's `x-request-id` or a new one, echoed in the response), the span that puts
+/// the id in every log line, the access log line, and the timeout (503 past it; dropping the
+/// handler's future rolls back any transaction it holds).
+async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = edge.ids.next();
+            request.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or(request.uri().path(), |p| p.as_str());
-    tracing::info_span!("request", method = %request.method(), route, request_id)
-}
-
-/// Answers 503 when a request outlives its budget; dropping the handler's future rolls back
-/// any transaction it holds.
-async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Problem::new(
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        );
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id = id.to_str().unwrap_or_default()
+    );
+    let started = Instant::now();
+    let handled = tokio::time::timeout(edge.timeout, next.run(request))
+        .instrument(span.clone())
+        .await;
+    let mut response = handled.unwrap_or_else(|_| {
+        Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             "Request timed out",
         )
-        .detail(format!("the request took longer than {limit:?}"))
+        .detail(format!("the request took longer than {:?}", edge.timeout))
         .retry_after(1)
-        .into_response(),
+        .into_response()
+    });
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Request ids unique across instances without a syscall per request: a random prefix
+/// drawn once per process, then a counter (UUIDs cost a `getrandom` call each).
+#[derive(Clone, Debug)]
+struct SequentialIds {
+    prefix: u64,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        Self {
+            prefix: RandomState::new().hash_one(std::time::SystemTime::now()),
+            next: Default::default(),
+        }
+    }
+}
+
+impl SequentialIds {
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:016x}-{n:x}", self.prefix))
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
     }
 }
 
