@@ -1,9 +1,6 @@
 //! The accounts boundary's errors, and their one mapping to problem+json.
 
-use axum::{
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
 use platform::{InfraError, http::Problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +21,6 @@ impl From<tokio_postgres::Error> for Error {
             Some("users_email_key") => Error::EmailTaken,
             _ => Error::Infra(e.into()),
         }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Infra(e.into())
     }
 }
 
@@ -54,8 +45,4 @@ impl From<Error> for Problem {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        Problem::from(self).into_response()
-    }
-}
+platform::boundary_error!(Error);

@@ -1,9 +1,6 @@
 //! The orders boundary's errors, and their one mapping to problem+json.
 
-use axum::{
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
 use catalog::ReserveError;
 use platform::{InfraError, http::Problem, idempotency::IdempotencyError};
 
@@ -51,12 +48,6 @@ impl From<tokio_postgres::Error> for Error {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Infra(e.into())
-    }
-}
-
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
@@ -85,8 +76,4 @@ impl From<Error> for Problem {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        Problem::from(self).into_response()
-    }
-}
+platform::boundary_error!(Error);

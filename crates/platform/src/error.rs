@@ -76,3 +76,23 @@ impl From<::redis::RedisError> for InfraError {
         }
     }
 }
+
+/// The plumbing every boundary error enum with an `Infra(InfraError)` variant and a
+/// `From<Error> for Problem` mapping needs: pool errors become `Infra`, and the error is a
+/// response through its problem.
+#[macro_export]
+macro_rules! boundary_error {
+    ($error:ty) => {
+        impl From<::deadpool_postgres::PoolError> for $error {
+            fn from(e: ::deadpool_postgres::PoolError) -> Self {
+                Self::Infra(e.into())
+            }
+        }
+
+        impl ::axum::response::IntoResponse for $error {
+            fn into_response(self) -> ::axum::response::Response {
+                ::axum::response::IntoResponse::into_response($crate::http::Problem::from(self))
+            }
+        }
+    };
+}
