@@ -52,11 +52,14 @@ async fn place_order(
     Json(request): Json<PlaceOrder>,
 ) -> Result<Response, Problem> {
     let key = IdempotencyKey::from_headers(&headers)?;
-    let placed = place::place_order_once(&orders.db, user.id, key.as_ref(), &request).await?;
-    if let Placed::Created(_) = placed {
-        let products = request.lines.as_slice().iter().map(|l| l.product_id);
-        orders.products.invalidate(products).await;
-    }
+    let placed = place::place_order_once(
+        &orders.db,
+        &orders.products,
+        user.id,
+        key.as_ref(),
+        &request,
+    )
+    .await?;
     match placed {
         Placed::Created(response) => Ok(response.into_response()),
         Placed::Replayed(stored) => Ok(stored.replayed()),

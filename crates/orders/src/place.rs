@@ -2,7 +2,7 @@
 //! at most once per idempotency key.
 
 use accounts::UserId;
-use catalog::{Quantity, StockRequest};
+use catalog::{ProductCache, Quantity, StockRequest};
 use deadpool_postgres::GenericClient;
 use platform::{
     InfraError,
@@ -74,9 +74,11 @@ pub enum Placed {
 
 /// Places the order for `user_id`, or replays the response of the request that used `key`
 /// before. Only a successful order's response is stored: a request that failed changed
-/// nothing, and the same key may run it again.
+/// nothing, and the same key may run it again. After the commit, the ordered products'
+/// cached pages (which show stock) are invalidated.
 pub async fn place_order_once(
     db: &Db,
+    products: &ProductCache,
     user_id: UserId,
     key: Option<&IdempotencyKey>,
     request: &PlaceOrder,
@@ -108,6 +110,11 @@ pub async fn place_order_once(
         Ok::<_, Error>(Placed::Created(response))
     }
     .await;
+    if let Ok(Placed::Created(_)) = &outcome {
+        products
+            .invalidate(request.lines.as_slice().iter().map(|l| l.product_id))
+            .await;
+    }
     if let (Err(_), Some(pending)) = (&outcome, &pending) {
         if let Err(e) = pending.release(&client).await {
             tracing::warn!(error = %e, "could not release an idempotency key; it expires on its own");
