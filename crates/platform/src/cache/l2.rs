@@ -5,7 +5,7 @@
 //! the write cannot put its stale value over the fence, because the set is a script that
 //! leaves fences alone. Reads treat a fence as a miss.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use bytes::Bytes;
 use redis::AsyncCommands;
@@ -22,6 +22,10 @@ if current and string.sub(current, 1, 1) == 'f' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
+
+/// Hashed once: `Script` sends `EVALSHA`, and loads the script only when Redis lacks it.
+static SET_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(SET_UNLESS_FENCED));
 
 impl Cache {
     fn l2_key(&self, key: &str) -> String {
@@ -69,8 +73,7 @@ impl Cache {
             }
             None => (vec![b'n'], inner.config.negative_ttl),
         };
-        let script = redis::Script::new(SET_UNLESS_FENCED);
-        let result: redis::RedisResult<i32> = script
+        let result: redis::RedisResult<i32> = SET_SCRIPT
             .key(self.l2_key(key))
             .arg(encoded)
             .arg(ttl.as_millis() as u64)

@@ -1,7 +1,7 @@
 //! GCRA in one Lua script: read the key's theoretical arrival time (TAT), decide, store the
 //! new TAT, all atomically and on Redis's clock, so every instance shares one budget.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use super::{Decision, Policy};
 use crate::{InfraError, redis::Redis};
@@ -25,13 +25,15 @@ redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_t
 return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
 ";
 
+/// Hashed once: `Script` sends `EVALSHA`, and loads the script only when Redis lacks it.
+static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA));
+
 pub(super) async fn check(
     redis: &Redis,
     policy: &Policy,
     key: &str,
 ) -> Result<Decision, InfraError> {
-    let script = redis::Script::new(GCRA);
-    let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = script
+    let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = SCRIPT
         .key(redis.key(&format!("rate:{}:{key}", policy.name)))
         .arg(policy.quota.limit)
         .arg(policy.quota.window.as_millis() as u64)
