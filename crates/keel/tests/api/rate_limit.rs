@@ -83,6 +83,7 @@ async fn no_second_burst_at_a_window_boundary() {
     let to_boundary = 2000 - now_ms % 2000;
     tokio::time::sleep(Duration::from_millis((to_boundary + 2000 - 150) % 2000)).await;
 
+    let started = std::time::Instant::now();
     let before = burst(&app, 10).await;
     assert!(
         before.iter().all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
@@ -94,10 +95,13 @@ async fn no_second_burst_at_a_window_boundary() {
         .iter()
         .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
         .count();
-    // In the ~0.3 s since the first burst one slot (every 0.2 s) may have freed up; no more.
+    // GCRA frees one slot every 0.2 s from the first burst on (so a slow machine sees a few);
+    // a fixed window would admit all ten again.
+    let freed = (started.elapsed().as_millis() / 200) as usize;
     assert!(
-        admitted <= 2,
-        "{admitted} of the second burst got through: {after:?}"
+        admitted <= freed.min(9),
+        "{admitted} of the second burst got through in {:?}: {after:?}",
+        started.elapsed()
     );
 }
 
