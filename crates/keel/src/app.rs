@@ -59,7 +59,6 @@ pub async fn migrate(db: &Db) -> Result<usize, StartError> {
 pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
-    let sessions_for_limits = sessions.clone();
     let api = Router::new()
         .merge(accounts::router().with_state(Accounts {
             db: db.clone(),
@@ -72,7 +71,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
         }))
         .merge(orders::router().with_state(Orders {
             db: db.clone(),
-            sessions,
+            sessions: sessions.clone(),
             products,
         }))
         .merge(health::router(db, redis.clone()))
@@ -80,11 +79,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let api = if config.rate_limits.rate_limit_off {
         api
     } else {
-        let limits = Limits::new(
-            RateLimiter::new(redis),
-            sessions_for_limits,
-            &config.rate_limits,
-        );
+        let limits = Limits::new(RateLimiter::new(redis), sessions, &config.rate_limits);
         api.layer(axum::middleware::from_fn_with_state(limits, rate_limit))
     };
     platform::http::layer(api, &config.http)

@@ -44,12 +44,14 @@ impl Limits {
         }
     }
 
-    fn policy(&self, method: &Method, path: &str) -> Option<&Policy> {
+    /// The quota a request falls under, and whether a session may pay for it (logins and
+    /// registrations always spend the IP's budget).
+    fn policy(&self, method: &Method, path: &str) -> Option<(&Policy, bool)> {
         match (method, path) {
             (_, "/livez" | "/readyz") => None,
-            (&Method::POST, "/sessions" | "/accounts") => Some(&self.login),
-            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some(&self.read),
-            _ => Some(&self.write),
+            (&Method::POST, "/sessions" | "/accounts") => Some((&self.login, false)),
+            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some((&self.read, true)),
+            _ => Some((&self.write, true)),
         }
     }
 
@@ -82,9 +84,9 @@ pub(crate) async fn rate_limit(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(policy) = limits
+    let Some((policy, per_user)) = limits
         .policy(request.method(), request.uri().path())
-        .cloned()
+        .map(|(policy, per_user)| (policy.clone(), per_user))
     else {
         return next.run(request).await;
     };
@@ -93,14 +95,14 @@ pub(crate) async fn rate_limit(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let ip = limits.client_ip(peer, request.headers());
-    let user = if policy.name == "login" {
-        None
-    } else {
+    let user = if per_user {
         // A Redis failure here leaves the request anonymous; its handler reports the outage.
         accounts::authenticate(&limits.sessions, request.headers())
             .await
             .ok()
             .flatten()
+    } else {
+        None
     };
     let key = match (&user, ip) {
         (Some(user), _) => format!("user:{}", user.id),
@@ -170,22 +172,11 @@ mod tests {
     #[tokio::test]
     async fn routes_fall_under_their_quota() {
         let limits = limits(&[]);
-        assert_eq!(
-            limits.policy(&Method::POST, "/sessions").unwrap().name,
-            "login"
-        );
-        assert_eq!(
-            limits.policy(&Method::POST, "/accounts").unwrap().name,
-            "login"
-        );
-        assert_eq!(
-            limits.policy(&Method::GET, "/products/1").unwrap().name,
-            "read"
-        );
-        assert_eq!(
-            limits.policy(&Method::POST, "/orders").unwrap().name,
-            "write"
-        );
+        let name = |method, path| limits.policy(method, path).map(|(p, _)| p.name);
+        assert_eq!(name(&Method::POST, "/sessions"), Some("login"));
+        assert_eq!(name(&Method::POST, "/accounts"), Some("login"));
+        assert_eq!(name(&Method::GET, "/products/1"), Some("read"));
+        assert_eq!(name(&Method::POST, "/orders"), Some("write"));
         assert!(limits.policy(&Method::GET, "/readyz").is_none());
     }
 }
