@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure what Keel needs is installed and running on this Debian/Ubuntu machine:
-# a Rust toolchain, PostgreSQL and Redis, and a `keel` database role that may create
+# a Rust toolchain, PostgreSQL, Redis and NATS (JetStream), and a `keel` database role that may create
 # databases. Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -63,4 +63,13 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
         --logfile /tmp/keel-redis.log
     for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+
+# NATS with JetStream (the event bus), keeping its streams on disk.
+command -v nats-server >/dev/null 2>&1 || apt_install nats-server
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+    log "starting NATS with JetStream"
+    mkdir -p /tmp/keel-nats
+    nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/keel-nats >/tmp/keel-nats.log 2>&1 &
+    for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.2; done
 fi

@@ -18,7 +18,8 @@ pub use http::{ApiDoc, router};
 pub use product::{Category, Description, Money, Product, ProductId, ProductName, Sku};
 pub use query::{ProductFilter, ProductPage, get_product, list_products};
 pub use stock::{
-    Quantity, ReserveError, ReservedLine, StockLevel, StockRequest, reserve_stock, set_stock,
+    Quantity, ReserveError, ReservedLine, StockLevel, StockRequest, release_stock, reserve_stock,
+    set_stock,
 };
 pub use write::{NewProduct, ProductChanges, create_product, update_product};
 

@@ -117,6 +117,33 @@ pub async fn reserve_stock(
     Ok(reserved)
 }
 
+/// Puts reserved units back on hand (a cancelled order's compensation), inside the caller's
+/// transaction. Rows are locked in product-id order, as [`reserve_stock`] does, so a release
+/// and a reservation over the same products queue rather than deadlock.
+pub async fn release_stock(
+    tx: &impl GenericClient,
+    lines: &[StockRequest],
+) -> Result<(), InfraError> {
+    let ids: Vec<ProductId> = lines.iter().map(|r| r.product_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|r| r.quantity.get()).collect();
+    let lock = tx
+        .prepare_cached(
+            "SELECT product_id FROM catalog.stock WHERE product_id = ANY($1)
+              ORDER BY product_id FOR UPDATE",
+        )
+        .await?;
+    tx.execute(&lock, &[&ids]).await?;
+    let release = tx
+        .prepare_cached(
+            "UPDATE catalog.stock s SET on_hand = s.on_hand + r.quantity
+               FROM unnest($1::bigint[], $2::integer[]) AS r (product_id, quantity)
+              WHERE s.product_id = r.product_id",
+        )
+        .await?;
+    tx.execute(&release, &[&ids, &quantities]).await?;
+    Ok(())
+}
+
 /// Sets the units on hand of `product_id`; returns the product as it now is.
 pub async fn set_stock(
     db: &impl GenericClient,

@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use accounts::{Accounts, Sessions};
 use axum::Router;
 use catalog::{Catalog, ProductCache};
-use orders::Orders;
+use orders::{Orders, Saga, payments::PaymentClient};
 use platform::{
     InfraError,
     cache::Cache,
@@ -52,7 +52,11 @@ pub enum StartError {
 pub async fn migrate(db: &Db) -> Result<usize, StartError> {
     let mut client = db.write().await?;
     let all: Vec<Migration> = MIGRATIONS.iter().flat_map(|m| m.iter().copied()).collect();
-    Ok(platform::db::migrate(&mut client, &all).await?)
+    let applied = platform::db::migrate(&mut client, &all).await?;
+    drop(client);
+    // The event log needs this month's partition before the first event is written.
+    platform::bus::partitions::ensure(db, 1).await?;
+    Ok(applied)
 }
 
 /// The whole HTTP API behind the middleware stack.
@@ -70,6 +74,12 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             products: products.clone(),
         }))
         .merge(orders::router().with_state(Orders {
+            saga: Saga::new(
+                db.clone(),
+                PaymentClient::new(&config.payments),
+                products.clone(),
+                config.saga.clone(),
+            ),
             db: db.clone(),
             sessions: sessions.clone(),
             products,

@@ -1,9 +1,14 @@
-//! The configuration of `keel serve`: every setting a flag and a `KEEL_*` variable.
+//! The configuration of `keel serve` and `keel worker`: every setting a flag and a `KEEL_*`
+//! variable.
+
+use std::time::Duration;
 
 use accounts::SessionConfig;
+use orders::{SagaConfig, payments::PaymentsConfig};
 use platform::{
+    bus::BusConfig,
     cache::CacheConfig,
-    config::{DbConfig, HttpConfig, RedisConfig},
+    config::{DbConfig, HttpConfig, RedisConfig, parse_duration},
     ratelimit::RateLimitConfig,
 };
 
@@ -21,4 +26,43 @@ pub struct Config {
     pub cache: CacheConfig,
     #[command(flatten)]
     pub rate_limits: RateLimitConfig,
+    #[command(flatten)]
+    pub saga: SagaConfig,
+    #[command(flatten)]
+    pub payments: PaymentsConfig,
+}
+
+/// `keel worker`: the outbox relay, the saga consumer, and periodic maintenance.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub cache: CacheConfig,
+    #[command(flatten)]
+    pub bus: BusConfig,
+    #[command(flatten)]
+    pub saga: SagaConfig,
+    #[command(flatten)]
+    pub payments: PaymentsConfig,
+    #[command(flatten)]
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Retention of the event log and of consumers' records.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MaintenanceConfig {
+    /// Months of event log kept; older monthly partitions are detached and dropped.
+    #[arg(long, env = "KEEL_EVENT_LOG_RETENTION_MONTHS", default_value_t = 12)]
+    pub event_log_retention_months: u32,
+
+    /// Monthly partitions created ahead of time.
+    #[arg(long, env = "KEEL_EVENT_LOG_MONTHS_AHEAD", default_value_t = 3)]
+    pub event_log_months_ahead: u32,
+
+    /// How long consumers remember processed messages (well past JetStream's redelivery).
+    #[arg(long, env = "KEEL_PROCESSED_RETENTION", default_value = "168h", value_parser = parse_duration)]
+    pub processed_retention: Duration,
 }

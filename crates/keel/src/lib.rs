@@ -6,10 +6,12 @@
 mod app;
 pub mod bench;
 mod config;
+pub mod fake_payments;
 mod health;
 mod limits;
 mod openapi;
 pub mod seed;
+pub mod worker;
 
 pub use app::{Application, StartError, migrate, router};
-pub use config::Config;
+pub use config::{Config, MaintenanceConfig, WorkerConfig};

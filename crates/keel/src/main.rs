@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use keel::{Application, Config, seed::SeedSizes};
+use keel::{Application, Config, MaintenanceConfig, WorkerConfig, seed::SeedSizes};
 use platform::{config::DbConfig, db::Db};
 
 /// Keel: a horizontally scalable commerce backend.
@@ -19,6 +19,28 @@ struct Cli {
 enum Command {
     /// Migrate, then serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests drain).
     Serve(Box<Config>),
+    /// Migrate, then relay the outbox to NATS JetStream and run order sagas until SIGTERM.
+    Worker(Box<WorkerConfig>),
+    /// Serve the fake external payment provider (the system's one test double).
+    FakePayments {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "KEEL_FAKE_PAYMENTS_LISTEN",
+            default_value = "127.0.0.1:8090"
+        )]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        behaviour: keel::fake_payments::Behaviour,
+    },
+    /// Create the event log's upcoming partitions, drop those past retention, and trim the
+    /// consumers' records and expired idempotency keys; then exit.
+    Maintenance {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        retention: MaintenanceConfig,
+    },
     /// Apply pending database migrations, then exit.
     Migrate(DbConfig),
     /// Migrate, then add demo data (users and products with stock) through COPY.
@@ -59,6 +81,31 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init_logs();
     match cli.command {
         Command::Serve(config) => serve(*config).await,
+        Command::Worker(config) => {
+            keel::worker::run(&config, shutdown_signal()).await?;
+            tracing::info!("worker stopped");
+            Ok(())
+        }
+        Command::FakePayments { listen, behaviour } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(url = %format!("http://{listen}"), ?behaviour, "fake payment provider");
+            Ok(keel::fake_payments::serve(listener, behaviour, shutdown_signal()).await?)
+        }
+        Command::Maintenance { db, retention } => {
+            let db = Db::connect(&db)?;
+            keel::migrate(&db).await?;
+            let done = keel::worker::maintain(&db, &retention).await?;
+            tracing::info!(
+                created = ?done.partitions.created,
+                dropped = ?done.partitions.dropped,
+                processed_deleted = done.processed_deleted,
+                idempotency_keys_deleted = done.idempotency_keys_deleted,
+                "maintenance done"
+            );
+            Ok(())
+        }
         Command::Migrate(db) => {
             let applied = keel::migrate(&Db::connect(&db)?).await?;
             tracing::info!(applied, "migrations up to date");

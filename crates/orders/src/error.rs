@@ -16,6 +16,10 @@ pub enum Error {
         product_id: i64,
         available: i32,
     },
+    #[error("the order has shipped and can no longer be cancelled")]
+    AlreadyShipped,
+    #[error("the order was already cancelled")]
+    AlreadyCancelled,
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
     #[error(transparent)]
@@ -70,6 +74,16 @@ impl From<Error> for Problem {
                 .detail(format!("lines[{line}].quantity: {detail}"))
                 .field(format!("lines[{line}].quantity"), detail)
             }
+            Error::AlreadyShipped => Problem::new(
+                StatusCode::CONFLICT,
+                "order-shipped",
+                "The order has shipped and can no longer be cancelled",
+            ),
+            Error::AlreadyCancelled => Problem::new(
+                StatusCode::CONFLICT,
+                "order-cancelled",
+                "The order was already cancelled",
+            ),
             Error::Idempotency(e) => e.into(),
             Error::Infra(e) => e.into(),
         }

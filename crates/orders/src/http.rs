@@ -6,7 +6,7 @@ use axum::{
     extract::{FromRef, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use platform::{
     http::{IdPath, Json, Path, Problem, Query},
@@ -15,8 +15,8 @@ use platform::{
 use utoipa::OpenApi;
 
 use crate::{
-    Error, LineRequest, Order, OrderLine, OrderPage, OrderPageRequest, OrderStatus, Orders,
-    PlaceOrder, Placed, place, query,
+    Error, HistoryEntry, LineRequest, Order, OrderLine, OrderPage, OrderPageRequest, OrderStatus,
+    Orders, PlaceOrder, Placed, place, query,
 };
 
 impl FromRef<Orders> for Sessions {
@@ -29,20 +29,32 @@ pub fn router() -> Router<Orders> {
     Router::new()
         .route("/orders", get(list).post(place_order))
         .route("/orders/{id}", get(show))
+        .route("/orders/{id}/cancel", post(cancel))
 }
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    paths(place_order, list, show),
-    components(schemas(Order, OrderLine, OrderStatus, OrderPage, PlaceOrder, LineRequest))
+    paths(place_order, list, show, cancel),
+    components(schemas(
+        Order,
+        OrderLine,
+        OrderStatus,
+        HistoryEntry,
+        OrderPage,
+        PlaceOrder,
+        LineRequest
+    ))
 )]
 pub struct ApiDoc;
 
-/// Place an order for the current user. Send an `Idempotency-Key` header to retry safely.
+/// Place an order for the current user: its stock is reserved at once, then the saga takes
+/// it through payment and shipment. Send an `Idempotency-Key` header to retry safely.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     security(("session" = [])),
-    responses((status = 201, body = Order), (status = 401, body = Problem),
+    responses((status = 202, description = "async mode: placed; follow Location for its progress", body = Order),
+              (status = 201, description = "sync mode: the saga ran; the order is confirmed or cancelled", body = Order),
+              (status = 401, body = Problem),
               (status = 409, description = "not enough stock, or the same key in flight", body = Problem),
               (status = 422, description = "invalid field, or the key reused with another body", body = Problem)))]
 async fn place_order(
@@ -55,6 +67,7 @@ async fn place_order(
     let placed = place::place_order_once(
         &orders.db,
         &orders.products,
+        &orders.saga,
         user.id,
         key.as_ref(),
         &request,
@@ -80,7 +93,7 @@ async fn list(
     ))
 }
 
-/// One of the current user's orders.
+/// One of the current user's orders, with its history.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)),
     security(("session" = [])),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
@@ -90,4 +103,19 @@ async fn show(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Result<axum::Json<Order>, Error> {
     Ok(axum::Json(query::get_order(&orders.db, user.id, id).await?))
+}
+
+/// Cancel one of the current user's orders, until it ships. The saga refunds the payment and
+/// releases the stock; follow the order for the outcome.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", params(("id" = i64, Path)),
+    security(("session" = [])),
+    responses((status = 202, body = Order), (status = 404, body = Problem),
+              (status = 409, description = "already shipped", body = Problem)))]
+async fn cancel(
+    State(orders): State<Orders>,
+    user: CurrentUser,
+    Path(IdPath { id }): Path<IdPath>,
+) -> Result<(axum::http::StatusCode, axum::Json<Order>), Error> {
+    let order = crate::request_cancellation(&orders.db, user.id, id).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(order)))
 }

@@ -1,30 +1,48 @@
-//! Orders: placing an order (its lines, prices and stock reservation in one transaction,
-//! idempotently) and reading a customer's own orders.
+//! Orders: placing an order (its lines, prices, stock reservation and `OrderPlaced` event in
+//! one transaction, idempotently), the order saga that takes it through payment and shipment
+//! to confirmation (or cancels it, compensating), and reading a customer's own orders.
 //!
 //! Owns the `orders` schema. Stock and prices come from the catalog's Rust API, identity from
-//! the accounts module's `CurrentUser`.
+//! the accounts module's `CurrentUser`, payments from the external provider's HTTP API.
 
+mod cancel;
 mod error;
+pub mod events;
 mod http;
 mod order;
+pub mod payments;
 mod place;
 mod query;
+pub mod saga;
+mod shipping;
+mod worker;
 
+pub use cancel::{BY_CUSTOMER, request_cancellation};
 pub use error::Error;
 pub use http::{ApiDoc, router};
-pub use order::{Order, OrderId, OrderLine, OrderStatus};
+pub use order::{HistoryEntry, Order, OrderId, OrderLine, OrderStatus};
 pub use place::{LineRequest, Lines, MAX_LINES, PlaceOrder, Placed, place_order, place_order_once};
 pub use query::{OrderPage, OrderPageRequest, get_order, list_orders};
+pub use saga::{OrderMode, Saga, SagaConfig, charge_key};
+pub use worker::{SAGA_CONSUMER, handle_order_placed};
 
 use platform::db::{Db, Migration};
 
 /// The orders schema's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    module: "orders",
-    version: 1,
-    name: "orders",
-    sql: include_str!("../migrations/0001_orders.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        module: "orders",
+        version: 1,
+        name: "orders",
+        sql: include_str!("../migrations/0001_orders.sql"),
+    },
+    Migration {
+        module: "orders",
+        version: 2,
+        name: "saga",
+        sql: include_str!("../migrations/0002_saga.sql"),
+    },
+];
 
 /// The orders module: what its routes need.
 #[derive(Clone, Debug)]
@@ -33,4 +51,6 @@ pub struct Orders {
     pub sessions: accounts::Sessions,
     /// Orders change stock, which product pages show: each order invalidates its products.
     pub products: catalog::ProductCache,
+    /// Runs the saga inline in sync mode.
+    pub saga: Saga,
 }

@@ -1,18 +1,28 @@
-//! Placing an order: stock reserved, prices fixed and the order written in one transaction,
-//! at most once per idempotency key.
+//! Placing an order: stock reserved, prices fixed, the order and its `OrderPlaced` event
+//! written in one transaction, at most once per idempotency key; then the saga takes over,
+//! in the worker (async mode) or right here (sync mode).
 
 use accounts::UserId;
 use catalog::{ProductCache, Quantity, StockRequest};
 use deadpool_postgres::GenericClient;
+use std::time::Duration;
+
+use axum::http::StatusCode;
 use platform::{
     InfraError,
+    bus::outbox,
     db::Db,
     idempotency::{self, Claim, IdempotencyKey, StoredResponse},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Error, Order, OrderLine, OrderStatus};
+use crate::{
+    Error, Order, OrderLine, OrderStatus,
+    events::OrderPlaced,
+    query,
+    saga::{OrderMode, Progress, Runner, Saga},
+};
 
 /// The most lines one order may have.
 pub const MAX_LINES: usize = 50;
@@ -76,9 +86,14 @@ pub enum Placed {
 /// before. Only a successful order's response is stored: a request that failed changed
 /// nothing, and the same key may run it again. After the commit, the ordered products'
 /// cached pages (which show stock) are invalidated.
+///
+/// In async mode the answer is 202 with the order as stored; in sync mode the saga runs
+/// first and the answer is 201 with the order as the saga left it (and the stored response
+/// is brought up to date, so a replay shows the outcome too).
 pub async fn place_order_once(
     db: &Db,
     products: &ProductCache,
+    saga: &Saga,
     user_id: UserId,
     key: Option<&IdempotencyKey>,
     request: &PlaceOrder,
@@ -95,11 +110,17 @@ pub async fn place_order_once(
         }
         None => None,
     };
+    let sync = saga.config().order_mode == OrderMode::Sync;
+    let lease = sync.then_some(saga.config().saga_lease);
     let outcome = async {
         let tx = client.transaction().await?;
-        let order = place_order(&tx, user_id, request).await?;
+        let order = place_order(&tx, user_id, request, lease).await?;
         let response = StoredResponse {
-            status: axum::http::StatusCode::CREATED,
+            status: if sync {
+                StatusCode::CREATED
+            } else {
+                StatusCode::ACCEPTED
+            },
             location: Some(format!("/orders/{}", order.id)),
             body: serde_json::to_vec(&order).map_err(InfraError::unexpected)?,
         };
@@ -107,10 +128,10 @@ pub async fn place_order_once(
             pending.complete(&tx, &response).await?;
         }
         tx.commit().await?;
-        Ok::<_, Error>(Placed::Created(response))
+        Ok::<_, Error>((order.id, response))
     }
     .await;
-    if let Ok(Placed::Created(_)) = &outcome {
+    if outcome.is_ok() {
         products
             .invalidate(request.lines.as_slice().iter().map(|l| l.product_id))
             .await;
@@ -120,15 +141,49 @@ pub async fn place_order_once(
             tracing::warn!(error = %e, "could not release an idempotency key; it expires on its own");
         }
     }
-    outcome
+    let (id, response) = outcome?;
+    drop(client);
+    if !sync {
+        return Ok(Placed::Created(response));
+    }
+    let runner = Runner {
+        inline: true,
+        delivery: None,
+        last_attempt: false,
+    };
+    // The order is committed whatever happens next: a saga that cannot finish here (a
+    // refund the provider cannot take yet, a database hiccup) is finished by the worker once
+    // the lease lapses, and the client is shown the order as it stands.
+    match saga.run(id, runner).await {
+        Ok(Progress::Finished(_)) => {}
+        Ok(Progress::Waiting(_)) => {
+            tracing::info!(order = id, "sync saga left the order to the worker")
+        }
+        Err(e) => {
+            tracing::warn!(order = id, error = %e, "sync saga stopped; the worker resumes it")
+        }
+    }
+    let order = query::get_order_by_id(db, id).await?;
+    let response = StoredResponse {
+        body: serde_json::to_vec(&order).map_err(InfraError::unexpected)?,
+        ..response
+    };
+    if let Some(pending) = &pending {
+        if let Err(e) = pending.complete(&db.write().await?, &response).await {
+            tracing::warn!(error = %e, "could not store the final response; replays show the placed order");
+        }
+    }
+    Ok(Placed::Created(response))
 }
 
-/// Writes the order inside `tx`: reserves the stock, fixes each line's price, and inserts
-/// the order with its lines in one statement.
+/// Writes the order inside `tx`: reserves the stock, fixes each line's price, inserts the
+/// order with its lines and first history, and appends `OrderPlaced` to the outbox. With a
+/// `lease`, the caller runs the saga itself and the worker leaves the order alone that long.
 pub async fn place_order(
     tx: &impl GenericClient,
     user_id: UserId,
     request: &PlaceOrder,
+    lease: Option<Duration>,
 ) -> Result<Order, Error> {
     let lines = request.lines.as_slice();
     let requests: Vec<StockRequest> = lines
@@ -153,8 +208,13 @@ pub async fn place_order(
     let insert = tx
         .prepare_cached(
             "WITH o AS (
-                INSERT INTO orders.orders (user_id, total_cents) VALUES ($1, $2)
+                INSERT INTO orders.orders (user_id, total_cents, status, saga_lease_until)
+                VALUES ($1, $2, 'stock_reserved', now() + $8::float8 * interval '1 second')
                 RETURNING id, status, created_at
+             ), h AS (
+                INSERT INTO orders.order_history (order_id, status, at)
+                SELECT o.id, s.status, o.created_at FROM o,
+                       (VALUES ('placed'), ('stock_reserved')) AS s (status)
              ), l AS (
                 INSERT INTO orders.order_lines
                        (order_id, line_no, product_id, product_name, quantity, unit_price_cents)
@@ -176,13 +236,15 @@ pub async fn place_order(
                 &names,
                 &quantities,
                 &prices,
+                &lease.map(|l| l.as_secs_f64()),
             ],
         )
         .await?;
-    Ok(Order {
+    let order = Order {
         id: row.get(0),
         status: OrderStatus::parse(row.get(1))
             .ok_or_else(|| InfraError::unexpected("new order with an unknown status"))?,
+        cancel_reason: None,
         total_cents,
         created_at: row.get(2),
         lines: reserved
@@ -194,7 +256,19 @@ pub async fn place_order(
                 unit_price_cents: r.unit_price_cents,
             })
             .collect(),
-    })
+        history: None,
+    };
+    outbox::append(
+        tx,
+        &OrderPlaced {
+            order_id: order.id,
+            user_id,
+            total_cents,
+            lines: order.lines.clone(),
+        },
+    )
+    .await?;
+    Ok(order)
 }
 
 #[cfg(test)]

@@ -1,25 +1,52 @@
-//! Reading a customer's own orders, each with its lines, in one query.
+//! Reading a customer's own orders, each with its lines (and, for one order, its history),
+//! in one query.
 
 use accounts::UserId;
-use platform::{db::Db, page::PageSize};
+use platform::{
+    db::{Connection, Db},
+    page::PageSize,
+};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{Error, Order, OrderId, OrderLine, OrderStatus};
+use crate::{Error, HistoryEntry, Order, OrderId, OrderLine, OrderStatus};
 
-/// Every order query selects these columns; the lines come aggregated as JSON, so a page of
+/// The columns every order query selects; the lines come aggregated as JSON, so a page of
 /// orders with all their lines is one round trip and one index scan per order.
-const SELECT: &str = "SELECT o.id, o.status, o.total_cents, o.created_at,
-        (SELECT coalesce(json_agg(json_build_object(
-                    'product_id', l.product_id, 'product_name', l.product_name,
-                    'quantity', l.quantity, 'unit_price_cents', l.unit_price_cents)
-                ORDER BY l.line_no), '[]')
-           FROM orders.order_lines l WHERE l.order_id = o.id)
-   FROM orders.orders o";
+macro_rules! order_columns {
+    () => {
+        "SELECT o.id, o.status, o.total_cents, o.created_at,
+            (SELECT coalesce(json_agg(json_build_object(
+                        'product_id', l.product_id, 'product_name', l.product_name,
+                        'quantity', l.quantity, 'unit_price_cents', l.unit_price_cents)
+                    ORDER BY l.line_no), '[]')
+               FROM orders.order_lines l WHERE l.order_id = o.id),
+            o.cancel_reason"
+    };
+}
+
+const SELECT: &str = concat!(order_columns!(), " FROM orders.orders o");
+
+/// One order also shows its history; `$2` may be NULL (any owner) for the saga's own reads.
+const SELECT_ONE: &str = concat!(
+    order_columns!(),
+    ", (SELECT json_agg(json_build_object('status', h.status, 'note', h.note,
+                'at', to_char(h.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))
+            ORDER BY h.id)
+         FROM orders.order_history h WHERE h.order_id = o.id)
+     FROM orders.orders o
+    WHERE o.id = $1 AND ($2::bigint IS NULL OR o.user_id = $2)"
+);
 
 fn order_from_row(row: &tokio_postgres::Row) -> Result<Order, Error> {
     let Json(lines): Json<Vec<OrderLine>> = row.get(4);
+    let history = if row.len() > 6 {
+        row.get::<_, Option<Json<Vec<HistoryEntry>>>>(6)
+            .map(|Json(h)| h)
+    } else {
+        None
+    };
     Ok(Order {
         id: row.get(0),
         status: OrderStatus::parse(row.get(1)).ok_or_else(|| {
@@ -28,19 +55,40 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<Order, Error> {
                 row.get::<_, &str>(1)
             ))
         })?,
+        cancel_reason: row.get(5),
         total_cents: row.get(2),
         created_at: row.get(3),
         lines,
+        history,
     })
 }
 
 /// The order `id`, if it belongs to `user_id`; another user's order is as absent as a
 /// missing one, so ids reveal nothing.
 pub async fn get_order(db: &Db, user_id: UserId, id: OrderId) -> Result<Order, Error> {
-    let client = db.read().await?;
-    let statement = client
-        .prepare_cached(&format!("{SELECT} WHERE o.id = $1 AND o.user_id = $2"))
-        .await?;
+    fetch_one(&db.read().await?, Some(user_id), id).await
+}
+
+/// The order `id` of `user_id` as the primary has it, for the request that just changed it.
+pub(crate) async fn get_own_order_on_primary(
+    db: &Db,
+    user_id: UserId,
+    id: OrderId,
+) -> Result<Order, Error> {
+    fetch_one(&db.write().await?, Some(user_id), id).await
+}
+
+/// The order `id` as the primary has it, for the request that just ran its saga.
+pub(crate) async fn get_order_by_id(db: &Db, id: OrderId) -> Result<Order, Error> {
+    fetch_one(&db.write().await?, None, id).await
+}
+
+async fn fetch_one(
+    client: &Connection,
+    user_id: Option<UserId>,
+    id: OrderId,
+) -> Result<Order, Error> {
+    let statement = client.prepare_cached(SELECT_ONE).await?;
     let row = client
         .query_opt(&statement, &[&id, &user_id])
         .await?

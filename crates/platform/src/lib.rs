@@ -1,9 +1,11 @@
 //! Keel's platform: the infrastructure every domain module stands on, with no domain knowledge.
 //!
 //! Domain crates (`accounts`, `catalog`, `orders`) use it for configuration, PostgreSQL pools
-//! and migrations, Redis, the HTTP error model and middleware, and idempotency keys.
+//! and migrations, Redis, the event bus (outbox, JetStream relay and consumers), the HTTP
+//! error model and middleware, and idempotency keys.
 
 pub mod breaker;
+pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod db;
@@ -18,10 +20,18 @@ pub mod telemetry;
 
 pub use error::{BoxError, InfraError};
 
-/// The platform's own schema migrations (the idempotency key store).
-pub const MIGRATIONS: &[db::Migration] = &[db::Migration {
-    module: "platform",
-    version: 1,
-    name: "idempotency_keys",
-    sql: include_str!("../migrations/0001_idempotency_keys.sql"),
-}];
+/// The platform's own schema migrations (idempotency keys, the event bus's tables).
+pub const MIGRATIONS: &[db::Migration] = &[
+    db::Migration {
+        module: "platform",
+        version: 1,
+        name: "idempotency_keys",
+        sql: include_str!("../migrations/0001_idempotency_keys.sql"),
+    },
+    db::Migration {
+        module: "platform",
+        version: 2,
+        name: "bus",
+        sql: include_str!("../migrations/0002_bus.sql"),
+    },
+];

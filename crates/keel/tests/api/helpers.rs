@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use keel::{Application, Config};
+use keel::{Application, Config, MaintenanceConfig, WorkerConfig};
+use orders::{OrderMode, SagaConfig, payments::PaymentsConfig};
 use platform::{
+    bus::BusConfig,
     config::{DbConfig, HttpConfig, RedisConfig},
     db::Db,
 };
@@ -14,6 +16,7 @@ use uuid::Uuid;
 
 pub struct TestApp {
     pub address: String,
+    pub config: Config,
     pub cache: platform::cache::Cache,
     pub client: reqwest::Client,
     pub db: Db,
@@ -75,6 +78,97 @@ pub fn test_config(database_url: String) -> Config {
             rate_read: "100000/60s".parse().unwrap(),
             ..Default::default()
         },
+        saga: SagaConfig {
+            order_mode: OrderMode::Async,
+            saga_lease: Duration::from_secs(3),
+            payment_deadline: Duration::from_secs(60),
+        },
+        // Nothing listens there: tests that take payments start a fake provider.
+        payments: payments_config("http://127.0.0.1:9"),
+    }
+}
+
+/// A payment client that gives up quickly, so failure tests stay short.
+pub fn payments_config(url: &str) -> PaymentsConfig {
+    PaymentsConfig {
+        payments_url: url.to_owned(),
+        payments_timeout: Duration::from_millis(500),
+        payments_retries: 3,
+        payments_backoff: Duration::from_millis(20),
+        payments_backoff_max: Duration::from_millis(200),
+        payments_retry_budget: 50.0,
+        payments_breaker_failures: 5,
+        payments_breaker_cool_down: Duration::from_millis(500),
+    }
+}
+
+/// A worker for `app_config`'s database and Redis, on `nats_url`, with streams of its own.
+pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> WorkerConfig {
+    WorkerConfig {
+        db: app_config.db.clone(),
+        redis: app_config.redis.clone(),
+        cache: app_config.cache.clone(),
+        bus: BusConfig {
+            nats_url: nats_url.to_owned(),
+            nats_prefix: prefix.to_owned(),
+            ack_wait: Duration::from_secs(3),
+            max_deliver: 10,
+            concurrency: 32,
+        },
+        saga: app_config.saga.clone(),
+        payments: app_config.payments.clone(),
+        maintenance: MaintenanceConfig {
+            event_log_retention_months: 12,
+            event_log_months_ahead: 2,
+            processed_retention: Duration::from_secs(3600),
+        },
+    }
+}
+
+/// A unique NATS subject prefix, so tests share the NATS server without sharing streams.
+pub fn nats_prefix() -> String {
+    format!("t{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// The shared NATS server the tests use.
+pub fn nats_url() -> String {
+    std::env::var("KEEL_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// `keel worker`, running in this process until stopped.
+pub struct TestWorker {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub fn spawn_worker(config: WorkerConfig) -> TestWorker {
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        keel::worker::run(&config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("worker runs");
+    });
+    TestWorker {
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl TestWorker {
+    /// Stops it as SIGTERM would.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -96,6 +190,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }));
     TestApp {
         address,
+        config: config.clone(),
         cache,
         client: reqwest::Client::new(),
         db: Db::connect(&config.db).expect("test pool"),
@@ -278,4 +373,47 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
 /// The `field` of the problem's first field error.
 pub fn field(problem: &Value) -> &str {
     problem["errors"][0]["field"].as_str().unwrap_or_default()
+}
+
+impl TestApp {
+    /// Polls the order until its saga ends (confirmed or cancelled); returns it.
+    pub async fn wait_for_final(&self, token: &str, id: i64, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let order = body(self.get(&format!("/orders/{id}"), Some(token)).await).await;
+            let status = order["status"].as_str().unwrap_or_default().to_owned();
+            if status == "confirmed" || status == "cancelled" {
+                return order;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {id} still {status} after {within:?}: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Places an order of `quantity` of `product`; returns the response.
+    pub async fn order(&self, token: &str, product: i64, quantity: i32) -> Response {
+        self.post(
+            "/orders",
+            Some(token),
+            &json!({ "lines": [ { "product_id": product, "quantity": quantity } ] }),
+        )
+        .await
+    }
+}
+
+/// Waits until something listens on `port` (a server the test started).
+pub async fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not start on {port}");
 }

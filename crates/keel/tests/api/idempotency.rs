@@ -25,7 +25,7 @@ async fn the_same_key_and_body_replay_the_first_response() {
     let order = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
 
     let first = place(&app, &customer, "order-1", &order).await;
-    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
     let location = first.headers()["location"].clone();
     let first = first.text().await.unwrap();
     // Same JSON with keys in another order and other white space: the same request.
@@ -34,7 +34,7 @@ async fn the_same_key_and_body_replay_the_first_response() {
     let mut reordered = reordered;
     reordered["lines"][0]["product_id"] = json!(product);
     let again = place(&app, &customer, "order-1", &reordered).await;
-    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.headers()["location"], location);
     assert_eq!(again.text().await.unwrap(), first);
@@ -53,7 +53,7 @@ async fn the_same_key_with_another_body_is_422() {
     let two = json!({ "lines": [ { "product_id": product, "quantity": 2 } ] });
     assert_eq!(
         place(&app, &customer, "k", &one).await.status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
     );
     problem(
         place(&app, &customer, "k", &two).await,
@@ -112,9 +112,9 @@ async fn a_duplicate_while_the_first_runs_is_409() {
 
     lock.release().await;
     let first = first.await.unwrap();
-    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
     let replay = place(&app, &customer, "slow", &order).await;
-    assert_eq!(replay.status(), StatusCode::CREATED);
+    assert_eq!(replay.status(), StatusCode::ACCEPTED);
     assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
 }
 
@@ -129,11 +129,11 @@ async fn keys_are_scoped_per_user_and_expire() {
 
     assert_eq!(
         place(&app, &alice, "shared", &one).await.status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
     );
     assert_eq!(
         place(&app, &bob, "shared", &two).await.status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
     );
 
     let kept_hours = app
@@ -154,7 +154,7 @@ async fn keys_are_scoped_per_user_and_expire() {
     let reused = place(&app, &alice, "shared", &two).await;
     assert_eq!(
         reused.status(),
-        StatusCode::CREATED,
+        StatusCode::ACCEPTED,
         "an expired key is free again"
     );
     assert!(reused.headers().get("idempotent-replayed").is_none());
@@ -184,7 +184,7 @@ async fn a_failed_request_does_not_keep_its_key() {
         .await;
     assert_eq!(restock.status(), StatusCode::OK);
     let retried = place(&app, &customer, "retry-me", &order).await;
-    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
     assert_eq!(body(retried).await["total_cents"], 1400);
 }
 

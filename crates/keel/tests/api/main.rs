@@ -7,9 +7,12 @@
 mod accounts;
 mod cache;
 mod catalog;
+mod events;
 mod helpers;
 mod http;
 mod idempotency;
+mod nats_server;
 mod orders;
 mod rate_limit;
 mod redis_server;
+mod saga;

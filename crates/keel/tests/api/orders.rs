@@ -21,17 +21,26 @@ async fn placing_an_order_reserves_stock_and_fixes_prices() {
             &json!({ "lines": [ { "product_id": lamp, "quantity": 2 }, { "product_id": bulb, "quantity": 5 } ] }),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let order = body(response).await;
-    assert_eq!(order["status"], "placed");
+    assert_eq!(order["status"], "stock_reserved");
     assert_eq!(order["total_cents"], 2 * 2500 + 5 * 300);
     assert_eq!(order["lines"][0]["unit_price_cents"], 2500);
     assert_eq!(app.stock(lamp).await, 8);
     assert_eq!(app.stock(bulb).await, 95);
 
-    let fetched = body(app.get(&location, Some(&customer)).await).await;
+    let mut fetched = body(app.get(&location, Some(&customer)).await).await;
+    let history = fetched.as_object_mut().unwrap().remove("history").unwrap();
+    assert_eq!(history[0]["status"], "placed");
+    assert_eq!(history[1]["status"], "stock_reserved");
     assert_eq!(fetched, order);
+    // The order and its event were written in one transaction.
+    assert_eq!(
+        app.count("SELECT count(*) FROM bus.outbox WHERE subject = 'orders.placed'")
+            .await,
+        1
+    );
     let mine = body(app.get("/orders", Some(&customer)).await).await;
     assert_eq!(mine["items"], json!([order]));
 }
@@ -129,6 +138,11 @@ async fn insufficient_stock_writes_nothing() {
         app.count("SELECT count(*) FROM orders.order_lines").await,
         0
     );
+    assert_eq!(
+        app.count("SELECT count(*) FROM bus.outbox").await,
+        0,
+        "no event either"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +224,7 @@ async fn concurrent_buyers_never_oversell() {
 
     let created = statuses
         .iter()
-        .filter(|s| **s == StatusCode::CREATED)
+        .filter(|s| **s == StatusCode::ACCEPTED)
         .count();
     let refused = statuses
         .iter()

@@ -1,7 +1,7 @@
 //! A `redis-server` of a test's own, on a free port, that the test may kill and restart
 //! without touching the shared one.
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
 use tokio::process::{Child, Command};
 
@@ -36,16 +36,7 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (scripts/setup.sh)");
         self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("redis-server did not start on {}", self.port);
+        crate::helpers::wait_for_port(self.port, "redis-server").await;
     }
 
     /// SIGKILL: the connection drops, the data is gone.

@@ -1,6 +1,9 @@
 //! PostgreSQL: a write pool on the primary and a read pool, chosen per query by the caller.
 
+mod listen;
 mod migrate;
+
+pub use listen::Notifications;
 
 pub use deadpool_postgres::{Object as Connection, Transaction};
 pub use migrate::{Migration, MigrationError, migrate};
@@ -18,6 +21,8 @@ use crate::{InfraError, config::DbConfig};
 pub struct Db {
     write: Pool,
     read: Pool,
+    /// The primary's settings, for the dedicated connections LISTEN needs.
+    primary: tokio_postgres::Config,
 }
 
 /// A configuration the pools cannot be built from.
@@ -36,7 +41,18 @@ impl Db {
             Some(url) => pool(url, "KEEL_DATABASE_READ_URL", config.read_pool, config)?,
             None => pool(&config.url, "KEEL_DATABASE_URL", config.read_pool, config)?,
         };
-        Ok(Self { write, read })
+        let primary = config
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| DbConfigError {
+                setting: "KEEL_DATABASE_URL",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            write,
+            read,
+            primary,
+        })
     }
 
     /// A connection to the primary, for writes and reads that must see them.

@@ -1,0 +1,113 @@
+//! `keel worker`: relays the outbox to JetStream, runs order sagas from `OrderPlaced`
+//! events, and keeps the event log's partitions and the consumers' records trimmed. Run as
+//! many as you like: relays share the outbox with `SKIP LOCKED`, consumers share a durable
+//! JetStream consumer, and sagas hold a lease per order.
+
+use std::{future::Future, time::Duration};
+
+use catalog::ProductCache;
+use orders::{Saga, payments::PaymentClient};
+use platform::{
+    InfraError,
+    bus::{Bus, consumer, partitions, relay},
+    cache::Cache,
+    db::Db,
+    redis::Redis,
+};
+use tokio::sync::watch;
+
+use crate::{StartError, config::MaintenanceConfig, config::WorkerConfig, migrate};
+
+/// What one maintenance pass did.
+#[derive(Debug, Default)]
+pub struct Maintained {
+    pub partitions: partitions::Maintained,
+    pub processed_deleted: u64,
+    pub idempotency_keys_deleted: u64,
+}
+
+/// Runs the worker until `shutdown` completes.
+pub async fn run(
+    config: &WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let db = Db::connect(&config.db)?;
+    migrate(&db).await?;
+    let redis = Redis::connect(&config.redis)?;
+    let products = ProductCache::new(Cache::new(redis, config.cache.clone()));
+    let saga = Saga::new(
+        db.clone(),
+        PaymentClient::new(&config.payments),
+        products,
+        config.saga.clone(),
+    );
+    let bus = Bus::connect(&config.bus).await?;
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let relay = tokio::spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
+    let sagas = tokio::spawn({
+        let saga = saga.clone();
+        let stopped = until_stopped();
+        async move {
+            consumer::run(
+                bus,
+                orders::SAGA_CONSUMER,
+                move |delivery| {
+                    let saga = saga.clone();
+                    async move { orders::handle_order_placed(&saga, delivery).await }
+                },
+                stopped,
+            )
+            .await;
+        }
+    });
+    let maintenance = tokio::spawn(maintain_daily(db, config.maintenance.clone()));
+    tracing::info!("worker running");
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = relay.await;
+    let _ = sagas.await;
+    maintenance.abort();
+    Ok(())
+}
+
+/// One maintenance pass: partitions ahead and past retention, old consumer records, expired
+/// idempotency keys.
+pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained, InfraError> {
+    let partitions = partitions::maintain(
+        db,
+        config.event_log_months_ahead,
+        config.event_log_retention_months,
+    )
+    .await?;
+    let client = db.write().await?;
+    let processed_deleted = client
+        .execute(
+            "DELETE FROM bus.processed_messages
+              WHERE processed_at < now() - $1::float8 * interval '1 second'",
+            &[&config.processed_retention.as_secs_f64()],
+        )
+        .await?;
+    let idempotency_keys_deleted = platform::idempotency::purge_expired(&client, 100_000).await?;
+    Ok(Maintained {
+        partitions,
+        processed_deleted,
+        idempotency_keys_deleted,
+    })
+}
+
+async fn maintain_daily(db: Db, config: MaintenanceConfig) {
+    let mut tick = tokio::time::interval(Duration::from_secs(24 * 3600));
+    loop {
+        tick.tick().await;
+        match maintain(&db, &config).await {
+            Ok(done) => tracing::info!(?done, "maintenance done"),
+            Err(e) => tracing::warn!(error = %e, "maintenance failed; next try in a day"),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Durable JetStream consumers: explicit acks, bounded redelivery with backoff, and a
+//! dead-letter stream for messages that keep failing.
+//!
+//! JetStream delivers at least once, so handlers make their effect idempotent; most do it
+//! with [`mark_processed`] in the transaction of the effect.
+
+use std::{future::Future, time::Duration};
+
+use async_nats::jetstream::{
+    AckKind,
+    consumer::{AckPolicy, pull},
+    message::PublishMessage as Publish,
+};
+use bytes::Bytes;
+use deadpool_postgres::GenericClient;
+use futures_util::StreamExt;
+
+use crate::InfraError;
+
+use super::Bus;
+
+/// One delivery of an event to a handler.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The event's id (its outbox id and `Nats-Msg-Id`).
+    pub id: i64,
+    /// The subject under the prefix, e.g. `orders.placed`.
+    pub subject: String,
+    pub payload: Bytes,
+    /// 1 on the first delivery.
+    pub attempt: i64,
+    /// Whether a failure now sends the message to the dead-letter stream.
+    pub last_attempt: bool,
+}
+
+/// What a handler made of a delivery.
+#[derive(Debug)]
+pub enum Handled {
+    /// Done (or already done before): ack it.
+    Done,
+    /// Not yet possible (a dependency is recovering): deliver it again after the delay.
+    Later(Duration),
+}
+
+/// Why a handler could not process a delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// It can never succeed (a payload that does not parse): dead-lettered at once.
+    #[error("{0}")]
+    Permanent(String),
+    /// It may succeed later: redelivered with backoff until the last attempt.
+    #[error(transparent)]
+    Transient(#[from] InfraError),
+}
+
+/// A durable consumer of some event subjects.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// The durable name, unique per purpose (`order-saga`, `reports`).
+    pub name: &'static str,
+    /// The event subjects it takes, under the prefix: `orders.placed`, `orders.*`, `>`.
+    pub filter: &'static str,
+}
+
+/// Records that `consumer` processed `message_id`, in the caller's transaction. Returns
+/// false when it already had: the caller rolls back and acks, the effect is already there.
+pub async fn mark_processed(
+    tx: &impl GenericClient,
+    consumer: &str,
+    message_id: i64,
+) -> Result<bool, InfraError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO bus.processed_messages (consumer, message_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    Ok(tx.execute(&statement, &[&consumer, &message_id]).await? == 1)
+}
+
+/// Feeds the consumer's messages to `handle`, `concurrency` at a time, until `shutdown`.
+/// A lost connection or a missing stream is retried; unacked messages come back after the
+/// ack wait, to this process or another.
+pub async fn run<H, F>(bus: Bus, spec: ConsumerSpec, handle: H, shutdown: impl Future<Output = ()>)
+where
+    H: Fn(Delivery) -> F + Clone,
+    F: Future<Output = Result<Handled, HandlerError>>,
+{
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let consumed = consume(&bus, &spec, handle.clone());
+        tokio::select! {
+            () = &mut shutdown => return,
+            result = consumed => {
+                if let Err(e) = result {
+                    tracing::warn!(consumer = spec.name, error = %e, retry_in = ?backoff, "consumer stopped");
+                }
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn consume<H, F>(bus: &Bus, spec: &ConsumerSpec, handle: H) -> Result<(), InfraError>
+where
+    H: Fn(Delivery) -> F + Clone,
+    F: Future<Output = Result<Handled, HandlerError>>,
+{
+    let stream = bus.events_stream().await?;
+    bus.dead_letter_stream().await?;
+    let config = bus.config();
+    let consumer = stream
+        .get_or_create_consumer(
+            spec.name,
+            pull::Config {
+                durable_name: Some(spec.name.to_owned()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: config.ack_wait,
+                max_deliver: config.max_deliver,
+                max_ack_pending: (config.concurrency * 4) as i64,
+                filter_subject: bus.subject(spec.filter),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| InfraError::unavailable("nats", e))?;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| InfraError::unavailable("nats", e))?;
+    tracing::info!(consumer = spec.name, "consuming");
+    let prefix = format!("{}.events.", config.nats_prefix);
+    let mut failure = None;
+    messages
+        .take_while(|message| {
+            let go_on = match message {
+                Ok(_) => true,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    false
+                }
+            };
+            std::future::ready(go_on)
+        })
+        .filter_map(|message| std::future::ready(message.ok()))
+        .for_each_concurrent(config.concurrency, |message| {
+            let handle = handle.clone();
+            let prefix = &prefix;
+            async move { deliver(bus, spec, prefix, message, handle).await }
+        })
+        .await;
+    Err(InfraError::unavailable(
+        "nats",
+        failure.unwrap_or_else(|| "message stream ended".into()),
+    ))
+}
+
+async fn deliver<H, F>(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    prefix: &str,
+    message: async_nats::jetstream::Message,
+    handle: H,
+) where
+    H: Fn(Delivery) -> F,
+    F: Future<Output = Result<Handled, HandlerError>>,
+{
+    let attempt = message.info().map(|i| i.delivered).unwrap_or(1);
+    let max = bus.config().max_deliver;
+    let id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .and_then(|v| v.as_str().parse::<i64>().ok());
+    let subject = message.subject.as_str();
+    let result = match id {
+        Some(id) => {
+            handle(Delivery {
+                id,
+                subject: subject.strip_prefix(prefix).unwrap_or(subject).to_owned(),
+                payload: message.payload.clone(),
+                attempt,
+                last_attempt: attempt >= max,
+            })
+            .await
+        }
+        None => Err(HandlerError::Permanent(
+            "no numeric Nats-Msg-Id header".into(),
+        )),
+    };
+    let ack = match result {
+        Ok(Handled::Done) => AckKind::Ack,
+        Ok(Handled::Later(delay)) => AckKind::Nak(Some(delay)),
+        Err(HandlerError::Transient(e)) if attempt < max => {
+            let delay = redelivery_delay(attempt);
+            tracing::warn!(consumer = spec.name, id, attempt, error = %e, retry_in = ?delay, "handler failed");
+            AckKind::Nak(Some(delay))
+        }
+        Err(e) => {
+            let reason = error_chain(&e);
+            tracing::error!(
+                consumer = spec.name,
+                id,
+                attempt,
+                reason,
+                "dead-lettering message"
+            );
+            if let Err(e) = dead_letter(bus, spec, &message, &reason).await {
+                // Not acked: it is redelivered once the dead-letter stream is reachable.
+                tracing::warn!(error = %e, "dead-letter publish failed");
+                return;
+            }
+            AckKind::Term
+        }
+    };
+    if let Err(e) = message.ack_with(ack).await {
+        tracing::warn!(consumer = spec.name, id, error = %e, "ack failed; the message comes back");
+    }
+}
+
+async fn dead_letter(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    message: &async_nats::jetstream::Message,
+    reason: &str,
+) -> Result<(), InfraError> {
+    let unavailable =
+        |e: async_nats::jetstream::context::PublishError| InfraError::unavailable("nats", e);
+    let event = message
+        .subject
+        .as_str()
+        .rsplit_once(".events.")
+        .map_or("unknown", |(_, event)| event);
+    let mut publish = Publish::build()
+        .payload(message.payload.clone())
+        .header("Keel-Dlq-Reason", reason.replace(['\r', '\n'], " "))
+        .header("Keel-Dlq-Consumer", spec.name)
+        .header("Keel-Dlq-Subject", message.subject.as_str());
+    if let Some(id) = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+    {
+        publish = publish.header("Keel-Event-Id", id.as_str());
+    }
+    bus.jetstream()
+        .send_publish(
+            bus.dead_letter_subject(&format!("{}.{event}", spec.name)),
+            publish,
+        )
+        .await
+        .map_err(unavailable)?
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The error with its sources: the dead-letter reason is for operators, not clients.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Exponential redelivery delay for failed handlers: 1 s, 2 s, 4 s ... capped at 60 s.
+fn redelivery_delay(attempt: i64) -> Duration {
+    doubling(attempt, Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// `first` on the first attempt, doubling with each one after, never past `cap`.
+pub fn doubling(attempt: i64, first: Duration, cap: Duration) -> Duration {
+    let exponent = u32::try_from(attempt.clamp(1, 31) - 1).unwrap_or(0);
+    first.saturating_mul(2u32.saturating_pow(exponent)).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivery_backs_off_and_caps() {
+        assert_eq!(redelivery_delay(1), Duration::from_secs(1));
+        assert_eq!(redelivery_delay(3), Duration::from_secs(4));
+        assert_eq!(redelivery_delay(50), Duration::from_secs(60));
+    }
+}

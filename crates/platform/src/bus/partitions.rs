@@ -1,0 +1,146 @@
+//! The event log's monthly partitions: created ahead of time, detached and dropped after the
+//! retention, so old events cost a `DROP TABLE`, not a mass `DELETE`.
+
+use time::{Date, Month, OffsetDateTime};
+
+use crate::{InfraError, db::Db};
+
+/// What a maintenance run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Maintained {
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+/// Creates the partitions from the current month through `months_ahead` months from now.
+pub async fn ensure(db: &Db, months_ahead: u32) -> Result<Vec<String>, InfraError> {
+    let client = db.write().await?;
+    let mut month = first_of_month(OffsetDateTime::now_utc().date());
+    let mut created = Vec::new();
+    for _ in 0..=months_ahead {
+        let next = next_month(month);
+        let name = partition_name(month);
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("bus.{name}")],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            // Two processes may race here at startup; IF NOT EXISTS makes the loser a no-op.
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS bus.{name} PARTITION OF bus.event_log
+                     FOR VALUES FROM ('{month}') TO ('{next}')"
+                ))
+                .await?;
+            created.push(name);
+        }
+        month = next;
+    }
+    Ok(created)
+}
+
+/// Detaches and drops the partitions whose whole month ended more than `retention_months`
+/// months before the current one.
+pub async fn drop_expired(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
+    let client = db.write().await?;
+    let mut cutoff = first_of_month(OffsetDateTime::now_utc().date());
+    for _ in 0..retention_months {
+        cutoff = previous_month(cutoff);
+    }
+    let rows = client
+        .query(
+            "SELECT c.relname FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'bus.event_log'::regclass
+              ORDER BY c.relname",
+            &[],
+        )
+        .await?;
+    let mut dropped = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let Some(month) = parse_partition_name(&name) else {
+            continue;
+        };
+        if next_month(month) <= cutoff {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE bus.event_log DETACH PARTITION bus.{name};
+                     DROP TABLE bus.{name};"
+                ))
+                .await?;
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
+/// Creates upcoming partitions and drops expired ones.
+pub async fn maintain(
+    db: &Db,
+    months_ahead: u32,
+    retention_months: u32,
+) -> Result<Maintained, InfraError> {
+    Ok(Maintained {
+        created: ensure(db, months_ahead).await?,
+        dropped: drop_expired(db, retention_months).await?,
+    })
+}
+
+fn partition_name(month: Date) -> String {
+    format!("event_log_y{}m{:02}", month.year(), u8::from(month.month()))
+}
+
+fn parse_partition_name(name: &str) -> Option<Date> {
+    let rest = name.strip_prefix("event_log_y")?;
+    let (year, month) = rest.split_once('m')?;
+    let month = Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(year.parse().ok()?, month, 1).ok()
+}
+
+fn first_of_month(day: Date) -> Date {
+    day.replace_day(1).unwrap_or(day)
+}
+
+fn next_month(first: Date) -> Date {
+    let (year, month) = match first.month() {
+        Month::December => (first.year() + 1, Month::January),
+        m => (first.year(), m.next()),
+    };
+    Date::from_calendar_date(year, month, 1).unwrap_or(first)
+}
+
+fn previous_month(first: Date) -> Date {
+    let (year, month) = match first.month() {
+        Month::January => (first.year() - 1, Month::December),
+        m => (first.year(), m.previous()),
+    };
+    Date::from_calendar_date(year, month, 1).unwrap_or(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn partitions_are_named_by_month_and_parsed_back() {
+        assert_eq!(partition_name(date!(2026 - 11 - 01)), "event_log_y2026m11");
+        assert_eq!(
+            parse_partition_name("event_log_y2026m11"),
+            Some(date!(2026 - 11 - 01))
+        );
+        assert_eq!(parse_partition_name("event_log_default"), None);
+    }
+
+    #[test]
+    fn months_roll_over_years() {
+        assert_eq!(next_month(date!(2026 - 12 - 01)), date!(2027 - 01 - 01));
+        assert_eq!(previous_month(date!(2026 - 01 - 01)), date!(2025 - 12 - 01));
+        assert_eq!(first_of_month(date!(2026 - 11 - 23)), date!(2026 - 11 - 01));
+    }
+}

@@ -1,0 +1,126 @@
+//! The outbox relay: publishes committed events to JetStream in outbox order, then deletes
+//! them.
+//!
+//! A batch is claimed with `FOR UPDATE SKIP LOCKED`, so several relays (one per worker) share
+//! the outbox without publishing a row twice at the same time; if a relay dies after
+//! publishing but before its commit, the rows are published again with the same
+//! `Nats-Msg-Id` and JetStream drops the duplicates. Relays wake on the outbox's NOTIFY, with a
+//! slow poll as a safety net for a notification lost while reconnecting.
+
+use std::{future::Future, time::Duration};
+
+use async_nats::jetstream::message::PublishMessage as Publish;
+use bytes::Bytes;
+
+use crate::{InfraError, db::Db};
+
+use super::Bus;
+
+/// Rows published per transaction.
+const BATCH: i64 = 256;
+/// The poll that backs up LISTEN/NOTIFY.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Relays until `shutdown` completes. Failures (PostgreSQL or NATS down) are logged and
+/// retried with a capped backoff; nothing is lost, the rows wait in the outbox.
+pub async fn run(db: Db, bus: Bus, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut notifications = None;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if notifications.is_none() {
+            notifications = db.listen("bus_outbox").await.ok();
+        }
+        let wait = match publish_batch(&db, &bus).await {
+            Ok(published) => {
+                backoff = Duration::from_millis(100);
+                if published as i64 == BATCH {
+                    continue;
+                }
+                POLL
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "outbox relay failed");
+                // A new or restarted NATS server may not have the stream yet.
+                if let Err(e) = bus.events_stream().await {
+                    tracing::debug!(error = %e, "events stream not reachable");
+                }
+                let wait = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+        };
+        let woken = async {
+            match notifications.as_mut() {
+                Some(n) => n.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => return,
+            alive = woken => if !alive { notifications = None },
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Publishes one batch of the oldest unclaimed rows and deletes them; returns how many.
+pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
+    let mut client = db.write().await?;
+    let tx = client.transaction().await?;
+    let claim = tx
+        .prepare_cached(
+            "SELECT id, subject, payload::text FROM bus.outbox
+              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .await?;
+    let rows = tx.query(&claim, &[&BATCH]).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    // Publish the whole batch, then wait for every ack: one round trip of latency per batch,
+    // and JetStream stores the messages in the order they were sent.
+    let mut acks = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.get(0);
+        let subject: &str = row.get(1);
+        let payload: String = row.get(2);
+        let publish = Publish::build()
+            .payload(Bytes::from(payload))
+            .message_id(id.to_string());
+        let ack = bus
+            .jetstream()
+            .send_publish(bus.subject(subject), publish)
+            .await
+            .map_err(|e| InfraError::unavailable("nats", e))?;
+        acks.push(ack);
+        ids.push(id);
+    }
+    for ack in acks {
+        ack.await.map_err(|e| InfraError::unavailable("nats", e))?;
+    }
+    let delete = tx
+        .prepare_cached("DELETE FROM bus.outbox WHERE id = ANY($1)")
+        .await?;
+    tx.execute(&delete, &[&ids]).await?;
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
+/// Rows waiting in the outbox and the age of the oldest, in seconds.
+pub async fn backlog(db: &Db) -> Result<(i64, f64), InfraError> {
+    let client = db.write().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
+               FROM bus.outbox",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
