@@ -10,89 +10,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-command -v wrk >/dev/null 2>&1 || apt_install wrk
-command -v oha >/dev/null 2>&1 || { log "installing oha"; cargo install oha --locked; }
-command -v pgbench >/dev/null 2>&1 || apt_install postgresql-contrib
-
-duration=${DURATION:-15}
-share=${RATE_SHARE:-60}
-conns=64
-out=$(mktemp -d)
-export PGPASSWORD=keel
-psql_keel() { psql -h 127.0.0.1 -U keel -d postgres -Atq "$@"; }
-
-log "fresh database keel_bench, seeded"
-psql_keel -c "DROP DATABASE IF EXISTS keel_bench WITH (FORCE)"
-psql_keel -c "CREATE DATABASE keel_bench"
-cargo build --release --locked --bin keel
-export KEEL_DATABASE_URL=postgres://keel:keel@127.0.0.1:5432/keel_bench
-export KEEL_LOG=warn KEEL_LISTEN=127.0.0.1:18080 KEEL_REDIS_PREFIX="bench:$$:"
-./target/release/keel seed >/dev/null 2>&1
+source scripts/bench/lib.sh
+bench_setup
 
 export KEEL_RATE_LIMIT_OFF=true KEEL_BENCH_PRODUCTS=10000
-keel_pid="" base_pid="" second_pid=""
+base_pid="" second_pid=""
 trap 'kill $keel_pid $base_pid $second_pid 2>/dev/null || true' EXIT
-
-# start_keel [VAR=value ...]: (re)starts the instance on :18080 with these settings.
-start_keel() {
-    [ -n "$keel_pid" ] && { kill "$keel_pid"; wait "$keel_pid" 2>/dev/null || true; }
-    env "$@" ./target/release/keel serve 2>>"$out/serve.log" &
-    keel_pid=$!
-    for _ in $(seq 50); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && return; sleep 0.2; done
-    echo "keel did not start" >&2; exit 1
-}
 start_keel KEEL_CACHE=off
 size=$(curl -s http://127.0.0.1:18080/products/42 | wc -c)
 ./target/release/keel bench baseline --listen 127.0.0.1:18081 --size "$size" 2>/dev/null &
 base_pid=$!
 sleep 0.5
 
-tokens=""
-for n in $(seq 1 16); do
-    t=$(curl -s -X POST http://127.0.0.1:18080/sessions -H 'content-type: application/json' \
-        -d "{\"email\":\"user$n@demo.keel\",\"password\":\"keel-demo-password\"}" | sed -E 's/.*"token":"([^"]+)".*/\1/')
-    tokens="$tokens${tokens:+,}$t"
-done
+tokens=$(login_customers 16)
 export KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=100000
-
-# wrk NAME URL [SCRIPT]: prints "rps p50 p99" (wrk's latencies are closed-loop).
-run_wrk() {
-    local name=$1 url=$2 script=${3:-}
-    wrk -t2 -c$conns -d2s ${script:+-s "$script"} "$url" >/dev/null 2>&1 # warm-up
-    wrk -t2 -c$conns -d${duration}s --latency ${script:+-s "$script"} "$url" >"$out/$name.wrk"
-    local rps p50 p99 errors
-    rps=$(awk '/Requests\/sec/ {print int($2)}' "$out/$name.wrk")
-    p50=$(awk '$1=="50%" {print $2}' "$out/$name.wrk")
-    p99=$(awk '$1=="99%" {print $2}' "$out/$name.wrk")
-    errors=$(awk '/Non-2xx/ {print $NF}' "$out/$name.wrk")
-    echo "$rps $p50 $p99 ${errors:-0}"
-}
-
-# oha NAME RATE URL [oha args]: prints "p50 p99 success%" at a constant RATE req/s.
-run_oha() {
-    local name=$1 rate=$2 url=$3; shift 3
-    oha --no-tui --output-format json -z ${duration}s -c $conns -q "$rate" --latency-correction "$@" "$url" >"$out/$name.oha.json"
-    python3 - "$out/$name.oha.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-p = r["latencyPercentiles"]
-codes = r["statusCodeDistribution"]
-ok = 100 * sum(n for c, n in codes.items() if c.startswith("2")) / max(1, sum(codes.values()))
-print(f'{p["p50"]*1000:.2f}ms {p["p99"]*1000:.2f}ms {ok:.1f}%')
-PY
-}
-
-# pgbench NAME SCRIPT: prints "tps p50 p99" from per-transaction logs.
-run_pgbench() {
-    local name=$1 script=$2
-    rm -f "$out/$name".log*
-    (cd "$out" && pgbench -h 127.0.0.1 -U keel -n -M prepared -c $conns -j 2 -T "$duration" \
-        -f "$OLDPWD/$script" -l --log-prefix="$name.log" keel_bench >"$name.pgbench" 2>&1)
-    local tps p50 p99
-    tps=$(awk '/^tps/ {print int($3)}' "$out/$name.pgbench")
-    read -r p50 p99 < <(cat "$out/$name".log* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {printf "%.2fms %.2fms\n", a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000}')
-    echo "$tps $p50 $p99"
-}
 
 log "GET /products/{id} (body $size bytes): baseline, then cache off, redis, layered"
 ids='http://127.0.0.1:18080/products/[1-9][0-9]{0,3}'

@@ -114,6 +114,49 @@ async fn sync_mode_runs_the_whole_saga_in_the_request() {
 }
 
 #[tokio::test]
+async fn a_client_hanging_up_does_not_stop_its_sync_order_half_way() {
+    let provider = provider(Behaviour {
+        latency: Duration::from_millis(300),
+        ..Behaviour::default()
+    })
+    .await;
+    let app = app_with(&provider, OrderMode::Sync).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 900, 10).await;
+    let customer = app.customer().await;
+    let send = |timeout: Duration| {
+        app.client
+            .post(app.url("/orders"))
+            .bearer_auth(&customer)
+            .header("idempotency-key", "hang-up-1")
+            .timeout(timeout)
+            .json(&json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }))
+            .send()
+    };
+
+    // The client gives up while the charge is in flight. No worker runs here, and the
+    // order's lease would keep one away for 30 s: only the request's own task can finish it,
+    // and retries with the key replay the stored response, which it brings up to date.
+    assert!(send(Duration::from_millis(100)).await.is_err());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let order = loop {
+        let response = send(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()["idempotent-replayed"], "true");
+        let order = body(response).await;
+        if order["status"] == "confirmed" {
+            break order;
+        }
+        assert!(std::time::Instant::now() < deadline, "cut off: {order}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = order["id"].as_i64().unwrap();
+    assert_eq!(charges(&provider, id).await.len(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
+    assert_eq!(app.stock(product).await, 9);
+}
+
+#[tokio::test]
 async fn a_declined_payment_cancels_the_order_and_releases_its_stock() {
     let provider = provider(Behaviour {
         decline_over_cents: 10_000,
