@@ -85,6 +85,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             products,
         }))
         .merge(health::router(db, redis.clone()))
+        .merge(platform::metrics::router())
         .merge(openapi::router());
     let api = if config.rate_limits.rate_limit_off {
         api
@@ -108,6 +109,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds; `config.http.listen` may use port 0.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        platform::metrics::handle();
         let db = Db::connect(&config.db)?;
         let redis = Redis::connect(&config.redis)?;
         migrate(&db).await?;

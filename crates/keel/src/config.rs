@@ -1,7 +1,7 @@
 //! The configuration of `keel serve` and `keel worker`: every setting a flag and a `KEEL_*`
 //! variable.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use accounts::SessionConfig;
 use orders::{SagaConfig, payments::PaymentsConfig};
@@ -35,6 +35,13 @@ pub struct Config {
 /// `keel worker`: the outbox relay, the saga consumer, and periodic maintenance.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
+    /// Where the worker serves `/metrics` and `/livez`.
+    #[arg(
+        long = "worker-listen",
+        env = "KEEL_WORKER_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
+    pub listen: SocketAddr,
     #[command(flatten)]
     pub db: DbConfig,
     #[command(flatten)]

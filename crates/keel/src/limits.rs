@@ -48,7 +48,7 @@ impl Limits {
     /// registrations always spend the IP's budget).
     fn policy(&self, method: &Method, path: &str) -> Option<(&Policy, bool)> {
         match (method, path) {
-            (_, "/livez" | "/readyz") => None,
+            (_, "/livez" | "/readyz" | "/metrics") => None,
             (&Method::POST, "/sessions" | "/accounts") => Some((&self.login, false)),
             (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some((&self.read, true)),
             _ => Some((&self.write, true)),

@@ -3,7 +3,9 @@
 //! many as you like: relays share the outbox with `SKIP LOCKED`, consumers share a durable
 //! JetStream consumer, and sagas hold a lease per order.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{Router, routing::get};
 
 use catalog::ProductCache;
 use orders::{Saga, payments::PaymentClient};
@@ -14,7 +16,7 @@ use platform::{
     db::Db,
     redis::Redis,
 };
-use tokio::sync::watch;
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{StartError, config::MaintenanceConfig, config::WorkerConfig, migrate};
 
@@ -26,54 +28,129 @@ pub struct Maintained {
     pub idempotency_keys_deleted: u64,
 }
 
-/// Runs the worker until `shutdown` completes.
+/// A worker connected, migrated and bound to its metrics port, ready to run.
+#[derive(Debug)]
+pub struct Worker {
+    db: Db,
+    bus: Bus,
+    saga: Saga,
+    maintenance: MaintenanceConfig,
+    listener: TcpListener,
+}
+
+impl Worker {
+    /// Connects to PostgreSQL, Redis and NATS, migrates, and binds `config.listen` (which
+    /// may use port 0) for `/metrics` and `/livez`.
+    pub async fn build(config: &WorkerConfig) -> Result<Self, StartError> {
+        platform::metrics::handle();
+        let db = Db::connect(&config.db)?;
+        migrate(&db).await?;
+        let redis = Redis::connect(&config.redis)?;
+        let products = ProductCache::new(Cache::new(redis, config.cache.clone()));
+        let saga = Saga::new(
+            db.clone(),
+            PaymentClient::new(&config.payments),
+            products,
+            config.saga.clone(),
+        );
+        let bus = Bus::connect(&config.bus).await?;
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        Ok(Self {
+            db,
+            bus,
+            saga,
+            maintenance: config.maintenance.clone(),
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Relays, consumes and maintains until `shutdown` completes; then finishes the messages
+    /// in hand.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Self {
+            db,
+            bus,
+            saga,
+            maintenance,
+            listener,
+        } = self;
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let relay = tokio::spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
+        let sagas = tokio::spawn({
+            let stopped = until_stopped();
+            async move {
+                consumer::run(
+                    bus,
+                    orders::SAGA_CONSUMER,
+                    move |delivery| {
+                        let saga = saga.clone();
+                        async move { orders::handle_order_placed(&saga, delivery).await }
+                    },
+                    stopped,
+                )
+                .await;
+            }
+        });
+        let served = tokio::spawn(serve_metrics(listener, until_stopped()));
+        let backlog = tokio::spawn(watch_backlog(db.clone()));
+        let maintenance = tokio::spawn(maintain_daily(db, maintenance));
+        tracing::info!("worker running");
+        shutdown.await;
+        let _ = stop.send(true);
+        let _ = relay.await;
+        let _ = sagas.await;
+        let _ = served.await;
+        backlog.abort();
+        maintenance.abort();
+    }
+}
+
+/// Runs a worker until `shutdown` completes.
 pub async fn run(
     config: &WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let db = Db::connect(&config.db)?;
-    migrate(&db).await?;
-    let redis = Redis::connect(&config.redis)?;
-    let products = ProductCache::new(Cache::new(redis, config.cache.clone()));
-    let saga = Saga::new(
-        db.clone(),
-        PaymentClient::new(&config.payments),
-        products,
-        config.saga.clone(),
-    );
-    let bus = Bus::connect(&config.bus).await?;
-    let (stop, stopped) = watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    let relay = tokio::spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
-    let sagas = tokio::spawn({
-        let saga = saga.clone();
-        let stopped = until_stopped();
-        async move {
-            consumer::run(
-                bus,
-                orders::SAGA_CONSUMER,
-                move |delivery| {
-                    let saga = saga.clone();
-                    async move { orders::handle_order_placed(&saga, delivery).await }
-                },
-                stopped,
-            )
-            .await;
-        }
-    });
-    let maintenance = tokio::spawn(maintain_daily(db, config.maintenance.clone()));
-    tracing::info!("worker running");
-    shutdown.await;
-    let _ = stop.send(true);
-    let _ = relay.await;
-    let _ = sagas.await;
-    maintenance.abort();
+    Worker::build(config).await?.run_until(shutdown).await;
     Ok(())
+}
+
+/// `/metrics` and `/livez`, for Prometheus and the orchestrator.
+async fn serve_metrics(listener: TcpListener, stopped: impl Future<Output = ()> + Send + 'static) {
+    let router = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .merge(platform::metrics::router());
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::warn!(error = %e, "the worker's metrics endpoint stopped");
+    }
+}
+
+/// Keeps the outbox gauges current: a relay that cannot publish shows as a growing backlog.
+async fn watch_backlog(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = relay::backlog(&db).await {
+            tracing::debug!(error = %e, "outbox backlog unreadable");
+        }
+    }
 }
 
 /// One maintenance pass: partitions ahead and past retention, old consumer records, expired

@@ -9,11 +9,9 @@ use axum::{
     routing::{get, post},
 };
 use platform::{
-    InfraError,
     http::{IdPath, Json, Path, Problem, Query},
     idempotency::IdempotencyKey,
 };
-use tracing::Instrument;
 use utoipa::OpenApi;
 
 use crate::{
@@ -66,23 +64,15 @@ async fn place_order(
     Json(request): Json<PlaceOrder>,
 ) -> Result<Response, Problem> {
     let key = IdempotencyKey::from_headers(&headers)?;
-    // A client that hangs up (or a request timeout) drops this future: the order runs on a
-    // task of its own so that a write, or a sync-mode saga, is never cut off half-way. The
-    // client that retries with its key gets the stored outcome.
-    let placing = async move {
-        place::place_order_once(
-            &orders.db,
-            &orders.products,
-            &orders.saga,
-            user.id,
-            key.as_ref(),
-            &request,
-        )
-        .await
-    };
-    let placed = tokio::spawn(placing.instrument(tracing::Span::current()))
-        .await
-        .map_err(|e| Error::from(InfraError::unexpected(e)))??;
+    let placed = place::place_order_once(
+        &orders.db,
+        &orders.products,
+        &orders.saga,
+        user.id,
+        key.as_ref(),
+        &request,
+    )
+    .await?;
     match placed {
         Placed::Created(response) => Ok(response.into_response()),
         Placed::Replayed(stored) => Ok(stored.replayed()),

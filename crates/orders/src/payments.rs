@@ -151,6 +151,7 @@ impl PaymentClient {
         };
         let result = self
             .call(
+                "charge",
                 || {
                     self.http
                         .post(&url)
@@ -184,6 +185,7 @@ impl PaymentClient {
     pub async fn refund(&self, key: &str) -> Result<RefundOutcome, Unavailable> {
         let url = format!("{}/refunds", self.config.payments_url);
         self.call(
+            "refund",
             || self.http.post(&url).header("Idempotency-Key", key),
             |status, body| match status {
                 s if s.is_success() => Attempt::Final(Ok(RefundOutcome::Refunded)),
@@ -194,9 +196,11 @@ impl PaymentClient {
         .await?
     }
 
-    /// Runs one request with the timeout, breaker, backoff and budget around it.
+    /// Runs one request with the timeout, breaker, backoff and budget around it. Each
+    /// attempt's time is recorded in `keel_payments_call_seconds{operation, outcome}`.
     async fn call<T>(
         &self,
+        operation: &'static str,
         request: impl Fn() -> reqwest::RequestBuilder,
         classify: impl Fn(StatusCode, Bytes) -> Attempt<T>,
     ) -> Result<T, Unavailable> {
@@ -208,27 +212,44 @@ impl PaymentClient {
             .build();
         loop {
             if !self.breaker.allow() {
+                metrics::counter!("keel_payments_rejected_total", "operation" => operation, "reason" => "circuit_open").increment(1);
                 return Err(Unavailable("circuit open".into()));
             }
+            let started = std::time::Instant::now();
             let sent = tokio::time::timeout(self.config.payments_timeout, async {
                 let response = request().send().await?;
                 let status = response.status();
                 Ok::<_, reqwest::Error>((status, response.bytes().await?))
             })
             .await;
+            let took = started.elapsed();
+            let record = |outcome: &'static str| {
+                metrics::histogram!("keel_payments_call_seconds", "operation" => operation, "outcome" => outcome)
+                    .record(took);
+            };
             let (reason, failure) = match sent {
                 Ok(Ok((status, body))) => match classify(status, body) {
                     Attempt::Final(result) => {
+                        record("answered");
                         self.breaker.record_success();
                         return Ok(result);
                     }
-                    Attempt::Retry { reason, failure } => (reason, failure),
+                    Attempt::Retry { reason, failure } => {
+                        record("retryable");
+                        (reason, failure)
+                    }
                 },
-                Ok(Err(e)) => (format!("request failed: {e}"), true),
-                Err(_) => (
-                    format!("no answer in {:?}", self.config.payments_timeout),
-                    true,
-                ),
+                Ok(Err(e)) => {
+                    record("error");
+                    (format!("request failed: {e}"), true)
+                }
+                Err(_) => {
+                    record("timeout");
+                    (
+                        format!("no answer in {:?}", self.config.payments_timeout),
+                        true,
+                    )
+                }
             };
             if failure {
                 self.breaker.record_failure();
@@ -237,6 +258,7 @@ impl PaymentClient {
                 return Err(Unavailable(format!("gave up after retries: {reason}")));
             };
             if !self.budget.withdraw() {
+                metrics::counter!("keel_payments_rejected_total", "operation" => operation, "reason" => "retry_budget").increment(1);
                 return Err(Unavailable(format!("retry budget spent: {reason}")));
             }
             // Full jitter: anywhere between no wait and the ceiling, so clients that failed

@@ -12,13 +12,14 @@ use platform::{
     InfraError,
     bus::outbox,
     db::Db,
-    idempotency::{self, Claim, IdempotencyKey, StoredResponse},
+    idempotency::{self, Claim, IdempotencyKey, Pending, StoredResponse},
 };
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::{
-    Error, Order, OrderLine, OrderStatus,
+    Error, Order, OrderId, OrderLine, OrderStatus,
     events::OrderPlaced,
     query,
     saga::{OrderMode, Progress, Runner, Saga},
@@ -146,14 +147,36 @@ pub async fn place_order_once(
     if !sync {
         return Ok(Placed::Created(response));
     }
+    // The order is committed. A client that hangs up now (or the request timeout) drops
+    // this future, so the saga runs on a task of its own: it is never cut off half-way, and
+    // a retry with the key replays its outcome.
+    let finishing = tokio::spawn(
+        run_inline(db.clone(), saga.clone(), id, response, pending)
+            .instrument(tracing::Span::current()),
+    );
+    let response = finishing
+        .await
+        .map_err(|e| Error::from(InfraError::unexpected(e)))??;
+    Ok(Placed::Created(response))
+}
+
+/// Sync mode, after the commit: runs the saga and answers with the order as it left it,
+/// stored on the idempotency key too so that a replay shows the outcome.
+async fn run_inline(
+    db: Db,
+    saga: Saga,
+    id: OrderId,
+    placed: StoredResponse,
+    pending: Option<Pending>,
+) -> Result<StoredResponse, Error> {
     let runner = Runner {
         inline: true,
         delivery: None,
         last_attempt: false,
     };
-    // The order is committed whatever happens next: a saga that cannot finish here (a
-    // refund the provider cannot take yet, a database hiccup) is finished by the worker once
-    // the lease lapses, and the client is shown the order as it stands.
+    // A saga that cannot finish here (a refund the provider cannot take yet, a database
+    // hiccup) is finished by the worker once the lease lapses, and the client is shown the
+    // order as it stands.
     match saga.run(id, runner).await {
         Ok(Progress::Finished(_)) => {}
         Ok(Progress::Waiting(_)) => {
@@ -163,17 +186,17 @@ pub async fn place_order_once(
             tracing::warn!(order = id, error = %e, "sync saga stopped; the worker resumes it")
         }
     }
-    let order = query::get_order_by_id(db, id).await?;
+    let order = query::get_order_by_id(&db, id).await?;
     let response = StoredResponse {
         body: serde_json::to_vec(&order).map_err(InfraError::unexpected)?,
-        ..response
+        ..placed
     };
     if let Some(pending) = &pending {
         if let Err(e) = pending.complete(&db.write().await?, &response).await {
             tracing::warn!(error = %e, "could not store the final response; replays show the placed order");
         }
     }
-    Ok(Placed::Created(response))
+    Ok(response)
 }
 
 /// Writes the order inside `tx`: reserves the stock, fixes each line's price, inserts the

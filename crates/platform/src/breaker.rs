@@ -1,6 +1,8 @@
 //! A circuit breaker: after `threshold` consecutive failures a dependency is skipped for
 //! `cool_down`, then tried again (half-open); one success closes it, one failure reopens it.
 //! It turns a dead or hung dependency from a timeout on every request into a fast skip.
+//! Its state is the gauge `keel_breaker_state{dependency}` (0 closed, 1 half-open, 2 open),
+//! and each opening counts in `keel_breaker_opened_total`.
 
 use std::{
     sync::Mutex,
@@ -21,6 +23,7 @@ pub struct Breaker {
     threshold: u32,
     cool_down: Duration,
     state: Mutex<Inner>,
+    gauge: metrics::Gauge,
 }
 
 #[derive(Debug)]
@@ -32,11 +35,16 @@ enum Inner {
 
 impl Breaker {
     pub fn new(name: &'static str, threshold: u32, cool_down: Duration) -> Self {
+        // Handles taken before a recorder exists record nothing.
+        crate::metrics::handle();
+        let gauge = metrics::gauge!("keel_breaker_state", "dependency" => name);
+        gauge.set(0.0);
         Self {
             name,
             threshold: threshold.max(1),
             cool_down,
             state: Mutex::new(Inner::Closed { failures: 0 }),
+            gauge,
         }
     }
 
@@ -47,6 +55,7 @@ impl Breaker {
             Inner::Closed { .. } | Inner::HalfOpen => true,
             Inner::Open { until } if Instant::now() >= until => {
                 *state = Inner::HalfOpen;
+                self.gauge.set(1.0);
                 true
             }
             Inner::Open { .. } => false,
@@ -58,6 +67,7 @@ impl Breaker {
         if !matches!(*state, Inner::Closed { failures: 0 }) {
             if !matches!(*state, Inner::Closed { .. }) {
                 tracing::info!(dependency = self.name, "circuit closed");
+                self.gauge.set(0.0);
             }
             *state = Inner::Closed { failures: 0 };
         }
@@ -72,6 +82,8 @@ impl Breaker {
         };
         if failures >= self.threshold {
             tracing::warn!(dependency = self.name, cool_down = ?self.cool_down, "circuit opened");
+            self.gauge.set(2.0);
+            metrics::counter!("keel_breaker_opened_total", "dependency" => self.name).increment(1);
             *state = Inner::Open {
                 until: Instant::now() + self.cool_down,
             };
@@ -124,6 +136,27 @@ mod tests {
         assert!(breaker.allow());
         breaker.record_failure();
         assert_eq!(breaker.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn its_state_is_a_gauge() {
+        let state = || {
+            let text = crate::metrics::handle().render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("keel_breaker_state{dependency=\"gauge-test\"}"))
+                .map(str::to_owned);
+            line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        let breaker = Breaker::new("gauge-test", 1, Duration::from_millis(10));
+        assert_eq!(state(), Some(0.0));
+        breaker.record_failure();
+        assert_eq!(state(), Some(2.0), "open");
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(breaker.allow());
+        assert_eq!(state(), Some(1.0), "half-open");
+        breaker.record_success();
+        assert_eq!(state(), Some(0.0), "closed");
     }
 
     #[test]

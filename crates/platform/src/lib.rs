@@ -12,6 +12,7 @@ pub mod db;
 mod error;
 pub mod http;
 pub mod idempotency;
+pub mod metrics;
 mod newtype;
 pub mod page;
 pub mod ratelimit;

@@ -96,7 +96,7 @@ async fn messages_that_keep_failing_go_to_the_dead_letter_stream_with_the_reason
     let prefix = nats_prefix();
     let mut config = worker_config(&app.config, &nats_url(), &prefix);
     config.bus.max_deliver = 2;
-    let worker = spawn_worker(config);
+    let worker = spawn_worker(config).await;
     {
         let client = app.db.write().await.unwrap();
         // One that can never parse, one naming an order that does not exist (it fails

@@ -105,6 +105,7 @@ pub fn payments_config(url: &str) -> PaymentsConfig {
 /// A worker for `app_config`'s database and Redis, on `nats_url`, with streams of its own.
 pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> WorkerConfig {
     WorkerConfig {
+        listen: "127.0.0.1:0".parse().expect("an address"),
         db: app_config.db.clone(),
         redis: app_config.redis.clone(),
         cache: app_config.cache.clone(),
@@ -137,20 +138,23 @@ pub fn nats_url() -> String {
 
 /// `keel worker`, running in this process until stopped.
 pub struct TestWorker {
+    /// Where it serves `/metrics` and `/livez`.
+    pub address: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-pub fn spawn_worker(config: WorkerConfig) -> TestWorker {
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        keel::worker::run(&config, async {
-            let _ = stopped.await;
-        })
+pub async fn spawn_worker(config: WorkerConfig) -> TestWorker {
+    let worker = keel::worker::Worker::build(&config)
         .await
-        .expect("worker runs");
-    });
+        .expect("worker starts");
+    let address = format!("http://{}", worker.local_addr());
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
     TestWorker {
+        address,
         stop: Some(stop),
         task,
     }

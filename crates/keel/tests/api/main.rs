@@ -11,6 +11,7 @@ mod events;
 mod helpers;
 mod http;
 mod idempotency;
+mod metrics;
 mod nats_server;
 mod orders;
 mod rate_limit;

@@ -116,11 +116,15 @@ async fn sync_mode_runs_the_whole_saga_in_the_request() {
 #[tokio::test]
 async fn a_client_hanging_up_does_not_stop_its_sync_order_half_way() {
     let provider = provider(Behaviour {
-        latency: Duration::from_millis(300),
+        latency: Duration::from_millis(1500),
         ..Behaviour::default()
     })
     .await;
-    let app = app_with(&provider, OrderMode::Sync).await;
+    let mut config = test_config(create_database().await);
+    config.saga.order_mode = OrderMode::Sync;
+    config.payments = payments_config(&provider.url());
+    config.payments.payments_timeout = Duration::from_secs(5);
+    let app = spawn_app_with(config).await;
     let admin = app.admin().await;
     let product = app.product(&admin, 900, 10).await;
     let customer = app.customer().await;
@@ -134,10 +138,11 @@ async fn a_client_hanging_up_does_not_stop_its_sync_order_half_way() {
             .send()
     };
 
-    // The client gives up while the charge is in flight. No worker runs here, and the
-    // order's lease would keep one away for 30 s: only the request's own task can finish it,
-    // and retries with the key replay the stored response, which it brings up to date.
-    assert!(send(Duration::from_millis(100)).await.is_err());
+    // The client gives up while the charge is in flight (the order committed long before).
+    // No worker runs here, and the order's lease would keep one away for 30 s: only the
+    // request's own task can finish it, and retries with the key replay the stored
+    // response, which it brings up to date.
+    assert!(send(Duration::from_millis(500)).await.is_err());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let order = loop {
         let response = send(Duration::from_secs(10)).await.unwrap();
@@ -222,7 +227,7 @@ async fn a_down_provider_fails_fast_in_sync_mode_and_the_worker_settles_it_later
 
     set_behaviour(&provider, json!({})).await;
     let prefix = nats_prefix();
-    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &prefix));
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &prefix)).await;
     let order = app
         .wait_for_final(&customer, id, Duration::from_secs(30))
         .await;
@@ -243,7 +248,7 @@ async fn async_mode_answers_202_and_the_worker_confirms_every_order() {
     })
     .await;
     let app = app_with(&provider, OrderMode::Async).await;
-    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix()));
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix())).await;
     let admin = app.admin().await;
     let product = app.product(&admin, 250, 100).await;
     let customer = app.customer().await;
@@ -287,7 +292,7 @@ async fn a_customer_cancelling_after_payment_gets_a_refund_and_the_stock_back() 
     })
     .await;
     let app = app_with(&provider, OrderMode::Async).await;
-    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix()));
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix())).await;
     let admin = app.admin().await;
     let product = app.product(&admin, 1200, 3).await;
     let customer = app.customer().await;
@@ -361,6 +366,7 @@ fn worker_process(
         .env("KEEL_BUS_ACK_WAIT", "2s")
         .env("KEEL_SAGA_LEASE", "2s")
         .env("KEEL_PAYMENTS_URL", payments)
+        .env("KEEL_WORKER_LISTEN", "127.0.0.1:0")
         .env("KEEL_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -426,7 +432,7 @@ async fn orders_placed_while_nats_is_down_are_all_processed_when_it_returns() {
     let provider = provider(Behaviour::default()).await;
     let app = app_with(&provider, OrderMode::Async).await;
     let mut nats = NatsServer::start().await;
-    let worker = spawn_worker(worker_config(&app.config, &nats.url(), "outage"));
+    let worker = spawn_worker(worker_config(&app.config, &nats.url(), "outage")).await;
     let admin = app.admin().await;
     let product = app.product(&admin, 100, 100).await;
     let customer = app.customer().await;
@@ -478,7 +484,7 @@ async fn a_flaky_slow_provider_never_charges_an_order_twice() {
     config.payments = payments_config(&provider.url());
     config.payments.payments_timeout = Duration::from_millis(200);
     let app = spawn_app_with(config).await;
-    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix()));
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix())).await;
     let admin = app.admin().await;
     let product = app.product(&admin, 100, 1000).await;
     let customer = app.customer().await;

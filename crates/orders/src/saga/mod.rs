@@ -247,6 +247,7 @@ impl Saga {
             let event = OrderConfirmed { order_id: order.id };
             steps::finish_step(&tx, &event, runner.delivery).await?;
             tx.commit().await?;
+            record_finished(order, "confirmed");
         }
         Ok(None)
     }
@@ -291,12 +292,21 @@ impl Saga {
             };
             steps::finish_step(&tx, &event, runner.delivery).await?;
             tx.commit().await?;
+            record_finished(order, "cancelled");
             self.products
                 .invalidate(order.lines.iter().map(|l| l.product_id))
                 .await;
         }
         Ok(None)
     }
+}
+
+/// Counts a saga's end in `keel_saga_finished_total{outcome}` and its length, placed to
+/// final, in `keel_saga_duration_seconds{outcome}`.
+fn record_finished(order: &SagaOrder, outcome: &'static str) {
+    metrics::counter!("keel_saga_finished_total", "outcome" => outcome).increment(1);
+    let took = (OffsetDateTime::now_utc() - order.created_at).as_seconds_f64();
+    metrics::histogram!("keel_saga_duration_seconds", "outcome" => outcome).record(took.max(0.0));
 }
 
 /// The idempotency key of an order's charge: one per order, so every retry, redelivery and

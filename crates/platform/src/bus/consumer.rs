@@ -106,6 +106,12 @@ where
     }
 }
 
+/// Messages delivered and not yet acknowledged, per consumer. A message put back with a
+/// delay (`Handled::Later`) holds its slot until it is redelivered, so a small cap lets
+/// waiting orders (a provider outage, a busy lease) block new ones behind them; how many
+/// run at once is bounded by the concurrency instead.
+const MAX_ACK_PENDING: i64 = 20_000;
+
 async fn consume<H, F>(bus: &Bus, spec: &ConsumerSpec, handle: H) -> Result<(), InfraError>
 where
     H: Fn(Delivery) -> F + Clone,
@@ -114,19 +120,17 @@ where
     let stream = bus.events_stream().await?;
     bus.dead_letter_stream().await?;
     let config = bus.config();
+    // Create or update, so a changed setting takes effect at the next start.
     let consumer = stream
-        .get_or_create_consumer(
-            spec.name,
-            pull::Config {
-                durable_name: Some(spec.name.to_owned()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: config.ack_wait,
-                max_deliver: config.max_deliver,
-                max_ack_pending: (config.concurrency * 4) as i64,
-                filter_subject: bus.subject(spec.filter),
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::Config {
+            durable_name: Some(spec.name.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            max_deliver: config.max_deliver,
+            max_ack_pending: MAX_ACK_PENDING,
+            filter_subject: bus.subject(spec.filter),
+            ..Default::default()
+        })
         .await
         .map_err(|e| InfraError::unavailable("nats", e))?;
     let messages = consumer
@@ -170,7 +174,17 @@ async fn deliver<H, F>(
     H: Fn(Delivery) -> F,
     F: Future<Output = Result<Handled, HandlerError>>,
 {
-    let attempt = message.info().map(|i| i.delivered).unwrap_or(1);
+    let started = std::time::Instant::now();
+    let info = message.info().ok();
+    let attempt = info.as_ref().map_or(1, |i| i.delivered);
+    if let Some(info) = &info {
+        // Messages in the stream this consumer has yet to be handed: its lag.
+        metrics::gauge!("keel_bus_consumer_pending", "consumer" => spec.name)
+            .set(info.pending as f64);
+    }
+    if attempt > 1 {
+        metrics::counter!("keel_bus_redeliveries_total", "consumer" => spec.name).increment(1);
+    }
     let max = bus.config().max_deliver;
     let id = message
         .headers
@@ -193,10 +207,23 @@ async fn deliver<H, F>(
             "no numeric Nats-Msg-Id header".into(),
         )),
     };
+    metrics::histogram!("keel_bus_handle_seconds", "consumer" => spec.name)
+        .record(started.elapsed());
+    let outcome = |outcome: &'static str| {
+        metrics::counter!("keel_bus_deliveries_total", "consumer" => spec.name, "outcome" => outcome)
+            .increment(1);
+    };
     let ack = match result {
-        Ok(Handled::Done) => AckKind::Ack,
-        Ok(Handled::Later(delay)) => AckKind::Nak(Some(delay)),
+        Ok(Handled::Done) => {
+            outcome("done");
+            AckKind::Ack
+        }
+        Ok(Handled::Later(delay)) => {
+            outcome("later");
+            AckKind::Nak(Some(delay))
+        }
         Err(HandlerError::Transient(e)) if attempt < max => {
+            outcome("retry");
             let delay = redelivery_delay(attempt);
             tracing::warn!(consumer = spec.name, id, attempt, error = %e, retry_in = ?delay, "handler failed");
             AckKind::Nak(Some(delay))
@@ -215,6 +242,7 @@ async fn deliver<H, F>(
                 tracing::warn!(error = %e, "dead-letter publish failed");
                 return;
             }
+            outcome("dead_lettered");
             AckKind::Term
         }
     };

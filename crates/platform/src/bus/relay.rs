@@ -109,10 +109,12 @@ pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
         .await?;
     tx.execute(&delete, &[&ids]).await?;
     tx.commit().await?;
+    metrics::counter!("keel_outbox_published_total").increment(ids.len() as u64);
     Ok(ids.len())
 }
 
-/// Rows waiting in the outbox and the age of the oldest, in seconds.
+/// Rows waiting in the outbox and the age of the oldest, in seconds; also set as the gauges
+/// `keel_outbox_backlog` and `keel_outbox_oldest_seconds`.
 pub async fn backlog(db: &Db) -> Result<(i64, f64), InfraError> {
     let client = db.write().await?;
     let row = client
@@ -122,5 +124,8 @@ pub async fn backlog(db: &Db) -> Result<(i64, f64), InfraError> {
             &[],
         )
         .await?;
-    Ok((row.get(0), row.get(1)))
+    let (rows, oldest): (i64, f64) = (row.get(0), row.get(1));
+    metrics::gauge!("keel_outbox_backlog").set(rows as f64);
+    metrics::gauge!("keel_outbox_oldest_seconds").set(oldest);
+    Ok((rows, oldest))
 }

@@ -91,7 +91,7 @@ impl Cache {
             .build();
         Self {
             inner: Arc::new(Inner {
-                breaker: Breaker::new("redis cache", 3, Duration::from_secs(1)),
+                breaker: Breaker::new("redis_cache", 3, Duration::from_secs(1)),
                 config,
                 l1,
                 redis,

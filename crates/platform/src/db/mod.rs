@@ -57,12 +57,12 @@ impl Db {
 
     /// A connection to the primary, for writes and reads that must see them.
     pub async fn write(&self) -> Result<Connection, InfraError> {
-        Ok(self.write.get().await?)
+        acquire(&self.write, "write").await
     }
 
     /// A connection for reads that may be served by a replica.
     pub async fn read(&self) -> Result<Connection, InfraError> {
-        Ok(self.read.get().await?)
+        acquire(&self.read, "read").await
     }
 
     /// Checks that both pools reach their server.
@@ -72,6 +72,15 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Takes a connection, recording the wait in `keel_db_pool_acquire_seconds{pool}`: a wait
+/// that grows under load is the sign of an exhausted pool.
+async fn acquire(pool: &Pool, name: &'static str) -> Result<Connection, InfraError> {
+    let started = std::time::Instant::now();
+    let got = pool.get().await;
+    metrics::histogram!("keel_db_pool_acquire_seconds", "pool" => name).record(started.elapsed());
+    Ok(got?)
 }
 
 fn pool(

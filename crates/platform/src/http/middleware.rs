@@ -44,10 +44,10 @@ struct Edge {
     timeout: Duration,
 }
 
-/// One middleware for what every request needs at the edge, instead of four layers: its id
+/// One middleware for what every request needs at the edge, instead of five layers: its id
 /// (the client's `x-request-id` or a new one, echoed in the response), the span that puts
-/// the id in every log line, the access log line, and the timeout (503 past it; dropping the
-/// handler's future rolls back any transaction it holds).
+/// the id in every log line, the access log line, the RED metrics, and the timeout (503 past
+/// it; dropping the handler's future rolls back any transaction it holds).
 async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let id = match request.headers().get(REQUEST_ID) {
         Some(id) => id.clone(),
@@ -57,13 +57,16 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
             id
         }
     };
-    let route = request
+    let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(
-            || request.uri().path().to_owned(),
-            |p| p.as_str().to_owned(),
-        );
+        .map(|p| p.as_str().to_owned());
+    let route = matched
+        .clone()
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let method = method_label(request.method());
+    // A path that matched no route is one label, not one per path a client makes up.
+    let in_flight = InFlight::start(method, matched.unwrap_or_else(|| "unmatched".into()));
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
@@ -75,6 +78,7 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
         .instrument(span.clone())
         .await;
     let mut response = handled.unwrap_or_else(|_| {
+        metrics::counter!("keel_http_shed_total", "reason" => "timeout").increment(1);
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
@@ -84,10 +88,12 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
         .retry_after(1)
         .into_response()
     });
+    let took = started.elapsed();
+    in_flight.finish(response.status().as_u16(), took);
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = took.as_secs_f64() * 1000.0,
             "request finished"
         );
     });
@@ -96,6 +102,51 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
 }
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// A request being served, counted in `keel_http_requests_in_flight` until it finishes or
+/// is dropped (a client that hangs up).
+struct InFlight {
+    method: &'static str,
+    route: String,
+}
+
+impl InFlight {
+    fn start(method: &'static str, route: String) -> Self {
+        metrics::gauge!("keel_http_requests_in_flight").increment(1.0);
+        Self { method, route }
+    }
+
+    /// Records the request in `keel_http_requests_total{method, route, status}` (status by
+    /// class) and `keel_http_request_duration_seconds{method, route}`.
+    fn finish(self, status: u16, took: Duration) {
+        let route = self.route.clone();
+        metrics::counter!("keel_http_requests_total",
+            "method" => self.method, "route" => route.clone(), "status" => crate::metrics::status_class(status))
+        .increment(1);
+        metrics::histogram!("keel_http_request_duration_seconds", "method" => self.method, "route" => route)
+            .record(took);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("keel_http_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// Methods as static labels (no allocation per request); anything unusual is `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
 
 /// Request ids unique across instances without a syscall per request: a random prefix
 /// drawn once per process, then a counter (UUIDs cost a `getrandom` call each).

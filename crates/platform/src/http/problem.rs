@@ -129,6 +129,7 @@ impl From<InfraError> for Problem {
                 .detail("a dependency is overloaded or unreachable; retry shortly")
                 .retry_after(1);
                 tracing::warn!(dependency, error = ?e, "request shed");
+                metrics::counter!("keel_http_shed_total", "reason" => dependency).increment(1);
                 problem.source = Some(Box::new(e));
                 problem
             }

@@ -59,7 +59,8 @@ struct Inner {
     stats: RateLimitStats,
 }
 
-/// Decision counts (exported as metrics once `/metrics` exists).
+/// Decision counts of this limiter; the process's are the metrics
+/// `keel_ratelimit_decisions_total{policy, decision, backend}` and `keel_ratelimit_degraded`.
 #[derive(Debug, Default)]
 pub struct RateLimitStats {
     allowed: AtomicU64,
@@ -85,7 +86,7 @@ impl RateLimiter {
         Self {
             inner: Arc::new(Inner {
                 redis,
-                breaker: Breaker::new("redis rate limiter", 3, Duration::from_secs(1)),
+                breaker: Breaker::new("redis_rate_limiter", 3, Duration::from_secs(1)),
                 local: local::LocalLimits::default(),
                 degraded: AtomicBool::new(false),
                 stats: RateLimitStats::default(),
@@ -106,6 +107,7 @@ impl RateLimiter {
                     inner.breaker.record_success();
                     if inner.degraded.swap(false, Relaxed) {
                         tracing::info!("rate limiting is shared through Redis again");
+                        metrics::gauge!("keel_ratelimit_degraded").set(0.0);
                     }
                     Some(decision)
                 }
@@ -118,21 +120,27 @@ impl RateLimiter {
         } else {
             None
         };
+        let shared_backend = shared.is_some();
         let decision = shared.unwrap_or_else(|| {
             if !inner.degraded.swap(true, Relaxed) {
                 tracing::warn!(
                     "redis unreachable: rate limits are enforced per instance until it returns"
                 );
+                metrics::gauge!("keel_ratelimit_degraded").set(1.0);
             }
             inner.stats.local_decisions.fetch_add(1, Relaxed);
             inner.local.check(policy, key)
         });
-        let counter = if decision.allowed {
-            &inner.stats.allowed
+        let (counter, label) = if decision.allowed {
+            (&inner.stats.allowed, "allowed")
         } else {
-            &inner.stats.limited
+            (&inner.stats.limited, "limited")
         };
         counter.fetch_add(1, Relaxed);
+        let backend = if shared_backend { "redis" } else { "local" };
+        metrics::counter!("keel_ratelimit_decisions_total",
+            "policy" => policy.name, "decision" => label, "backend" => backend)
+        .increment(1);
         decision
     }
 }

@@ -1,0 +1,112 @@
+//! `/metrics` on the API and on the worker: every layer a request or an event crosses shows
+//! up under its name. The recorder is one per process, shared by the tests running in it,
+//! so values are checked as lower bounds.
+
+use std::time::Duration;
+
+use keel::fake_payments::{Behaviour, FakePayments};
+use orders::OrderMode;
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+/// The value of the sample named exactly `series` (name and labels) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn scrape(base: &str) -> String {
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_api_reports_red_per_route_and_its_layers() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 700, 3).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&format!("/products/{product}"), None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let made_up = app.get("/no/such/path/4711", None).await;
+    assert_eq!(made_up.status(), StatusCode::NOT_FOUND);
+
+    let text = scrape(&app.address).await;
+    let ok = sample(
+        &text,
+        r#"keel_http_requests_total{method="GET",route="/products/{id}",status="2xx"}"#,
+    );
+    assert!(ok >= Some(3.0), "{ok:?}");
+    assert!(
+        sample(
+            &text,
+            r#"keel_http_requests_total{method="GET",route="unmatched",status="4xx"}"#
+        ) >= Some(1.0)
+    );
+    assert!(!text.contains("4711"), "a made-up path is not a label");
+    assert!(text.contains(
+        r#"keel_http_request_duration_seconds_bucket{method="GET",route="/products/{id}",le="0.005"}"#
+    ));
+    assert!(
+        sample(&text, r#"keel_cache_hits_total{layer="l1"}"#) >= Some(2.0),
+        "{text}"
+    );
+    assert!(sample(&text, "keel_cache_loads_total") >= Some(1.0));
+    assert!(text.contains(r#"keel_db_pool_acquire_seconds_count{pool="read"}"#));
+    assert!(text.contains("keel_http_requests_in_flight"));
+    assert!(text.contains(r#"keel_breaker_state{dependency="redis_cache"}"#));
+}
+
+#[tokio::test]
+async fn the_worker_reports_the_outbox_consumers_sagas_and_the_payment_breaker() {
+    let provider = FakePayments::start("127.0.0.1:0".parse().unwrap(), Behaviour::default())
+        .await
+        .unwrap();
+    let mut config = test_config(create_database().await);
+    config.saga.order_mode = OrderMode::Async;
+    config.payments = payments_config(&provider.url());
+    let app = spawn_app_with(config).await;
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix())).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 400, 10).await;
+    let customer = app.customer().await;
+    for _ in 0..3 {
+        let order = body(app.order(&customer, product, 1).await).await;
+        let id = order["id"].as_i64().unwrap();
+        app.wait_for_final(&customer, id, Duration::from_secs(30))
+            .await;
+    }
+
+    let livez = reqwest::get(format!("{}/livez", worker.address))
+        .await
+        .unwrap();
+    assert_eq!(livez.status(), StatusCode::OK);
+    let text = scrape(&worker.address).await;
+    assert!(sample(&text, "keel_outbox_published_total") >= Some(3.0));
+    assert!(
+        sample(
+            &text,
+            r#"keel_bus_deliveries_total{consumer="order-saga",outcome="done"}"#
+        ) >= Some(3.0)
+    );
+    assert!(sample(&text, r#"keel_saga_finished_total{outcome="confirmed"}"#) >= Some(3.0));
+    assert!(text.contains(r#"keel_saga_duration_seconds_bucket{outcome="confirmed",le="10"}"#));
+    assert!(
+        text.contains(r#"keel_payments_call_seconds_count{operation="charge",outcome="answered"}"#)
+    );
+    assert!(text.contains(r#"keel_breaker_state{dependency="payments"}"#));
+    worker.stop().await;
+}

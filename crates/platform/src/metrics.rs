@@ -1,0 +1,107 @@
+//! Prometheus metrics: the process's one recorder, and the `/metrics` route that renders it.
+//!
+//! Every layer records with the `metrics` macros under a `keel_` name, as it happens; this
+//! module only installs the recorder (histograms named `*_seconds` get latency buckets, so
+//! instances can be summed and quantiles taken in Prometheus) and serves the text format.
+//! Names and what they mean are listed in docs/observability.md.
+
+use std::{sync::OnceLock, time::Duration};
+
+use axum::{Router, http::header, response::IntoResponse, routing::get};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Bucket bounds, in seconds, of every `*_seconds` histogram: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use (several apps in one test process share
+/// it, as they share the process).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        // Refused only for an empty bucket list, which LATENCY_BUCKETS is not.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if let Err(e) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(error = %e, "another metrics recorder is installed; /metrics stays empty");
+        }
+        let upkeep = handle.clone();
+        // Histograms buffer samples until upkeep folds them in; without it memory grows
+        // between scrapes. A thread, because this may first run outside a runtime.
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no metrics upkeep thread; upkeep runs at each scrape only");
+        }
+        handle
+    })
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    handle();
+    Router::new().route("/metrics", get(render))
+}
+
+async fn render() -> impl IntoResponse {
+    let handle = handle();
+    handle.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+}
+
+/// The name of a status code's class (`2xx` … `5xx`), the label errors are counted by.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_values_are_rendered_with_buckets() {
+        handle();
+        metrics::counter!("keel_test_events_total", "kind" => "a").increment(3);
+        metrics::histogram!("keel_test_wait_seconds").record(0.003);
+        let text = handle().render();
+        assert!(
+            text.contains("keel_test_events_total{kind=\"a\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_test_wait_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_test_wait_seconds_bucket{le=\"0.0025\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(200), "2xx");
+        assert_eq!(status_class(429), "4xx");
+        assert_eq!(status_class(503), "5xx");
+    }
+}
