@@ -15,7 +15,7 @@ bench_setup
 
 latency=${PAYMENT_LATENCY:-50ms}
 export KEEL_RATE_LIMIT_OFF=true KEEL_BENCH_PRODUCTS=100000
-export KEEL_PAYMENTS_URL=http://127.0.0.1:18090 KEEL_NATS_PREFIX="bench$$"
+export KEEL_PAYMENTS_URL=http://127.0.0.1:18090 KEEL_NATS_PREFIX="bench$$" KEEL_WORKER_LISTEN=127.0.0.1:19091
 pay_pid="" worker_pid=""
 trap 'kill $keel_pid $pay_pid $worker_pid 2>/dev/null || true' EXIT
 ./target/release/keel fake-payments --listen 127.0.0.1:18090 --latency "$latency" 2>>"$out/pay.log" &
@@ -23,10 +23,12 @@ pay_pid=$!
 ./target/release/keel worker 2>>"$out/worker.log" &
 worker_pid=$!
 
-# wait_settled: until every order's saga has ended.
+# wait_settled: until every order's saga has ended and the outbox is empty, so that one
+# measurement does not start with the last one's backlog.
 wait_settled() {
     for _ in $(seq 600); do
-        [ "$(psql_bench -c "SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled')")" = 0 ] && return
+        [ "$(psql_bench -c "SELECT (SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled'))
+                                 + (SELECT count(*) FROM bus.outbox)")" = 0 ] && return
         sleep 0.5
     done
     echo "sagas did not settle" >&2; exit 1
