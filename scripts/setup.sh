@@ -56,6 +56,24 @@ if ! PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SELECT 1' >/de
         END IF; END \$\$;"
 fi
 
+# pg_stat_statements, which `keel diagnose` reads: preloaded (PostgreSQL restarts once for
+# it) and created in template1, so every database made afterwards (the tests' too) has it.
+preloaded=$(superuser_psql -c "SHOW shared_preload_libraries")
+if [[ "$preloaded" != *pg_stat_statements* ]]; then
+    log "enabling pg_stat_statements (restarts PostgreSQL once)"
+    superuser_psql -c "ALTER SYSTEM SET shared_preload_libraries = '${preloaded:+$preloaded,}pg_stat_statements'"
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart \
+        || log "could not restart PostgreSQL: keel diagnose will sample sessions instead"
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+for db in template1 postgres keel; do
+    if [ "$(superuser_psql -c "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 1 ]; then
+        superuser_psql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
+    fi
+done
+superuser_psql -c "GRANT pg_read_all_stats TO keel" >/dev/null
+
 # Redis.
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -53,6 +53,9 @@ enum Command {
     /// The benchmark lab's tools (see docs/benchmarks.md and scripts/bench.sh).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Watch a running deployment while traffic flows and rank where the request time goes
+    /// (database, pool, locks, the payment provider, Keel's CPU), with evidence and remedies.
+    Diagnose(keel::diagnose::DiagnoseArgs),
     /// Give an existing account the admin role (it takes effect at its next login).
     Promote {
         /// The account's email.
@@ -122,6 +125,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Baseline { listen, size }) => {
             Ok(keel::bench::serve_baseline(listen, size, shutdown_signal()).await?)
+        }
+        Command::Diagnose(args) => {
+            let report = keel::diagnose::diagnose(&args).await?;
+            let out = if args.json {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                report.to_string()
+            };
+            // The report is the command's output: stdout, not the log.
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{out}");
+            }
+            Ok(())
         }
         Command::Promote { email, db } => {
             let email = accounts::Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;

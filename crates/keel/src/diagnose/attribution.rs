@@ -1,0 +1,495 @@
+//! Judging the evidence: how the request time splits over the layers a request crosses, and
+//! what in each layer explains it, ranked. Pure functions of [`Evidence`], so they are
+//! tested on recorded numbers.
+//!
+//! Request time (the sum of every request's duration) is split, in this order, into: waiting
+//! for a pooled connection; calls to the payment provider; the database (its statements'
+//! time, capped by what is left, of which lock waits are a part); and the rest, which is
+//! the application's own (CPU, or waits nothing here measures).
+
+use serde::Serialize;
+
+use super::evidence::{Evidence, Statement, TableScans};
+
+/// The layer a finding blames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Database,
+    PoolWait,
+    LockWaits,
+    ThirdParty,
+    Application,
+    Infrastructure,
+}
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Database => "database",
+            Layer::PoolWait => "pool wait",
+            Layer::LockWaits => "lock waits",
+            Layer::ThirdParty => "third party",
+            Layer::Application => "application",
+            Layer::Infrastructure => "infrastructure",
+        }
+    }
+}
+
+/// One cause, with its share of the request time and the numbers behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub layer: Layer,
+    /// What it is, in a phrase (e.g. `missing index`, `exhausted pool`).
+    pub kind: &'static str,
+    /// Its share of the request time (0 to 1); for throttling, of the window.
+    pub share: f64,
+    pub title: String,
+    pub evidence: Vec<String>,
+    /// The pattern that addresses it.
+    pub remedy: String,
+}
+
+/// Below this share a layer is not worth a finding.
+const NOTABLE: f64 = 0.05;
+/// A table scan reading at least this many rows each time is not a small lookup table.
+const LARGE_SCAN_ROWS: f64 = 1_000.0;
+
+/// The request time's parts, in seconds summed over requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Breakdown {
+    pub total: f64,
+    pub pool_wait: f64,
+    pub third_party: f64,
+    pub database: f64,
+    pub lock_waits: f64,
+    pub application: f64,
+}
+
+pub(super) fn breakdown(e: &Evidence) -> Breakdown {
+    let total = e.http.time_secs.max(0.0);
+    let pool_wait = e.pool.wait_secs.clamp(0.0, total);
+    let third_party = e.payments.time_secs.clamp(0.0, total - pool_wait);
+    let database = e
+        .database
+        .time_secs
+        .clamp(0.0, total - pool_wait - third_party);
+    let lock_waits = e.database.lock_wait_secs.clamp(0.0, database);
+    Breakdown {
+        total,
+        pool_wait,
+        third_party,
+        database,
+        lock_waits,
+        application: (total - pool_wait - third_party - database).max(0.0),
+    }
+}
+
+/// The findings, the heaviest first.
+pub(super) fn attribute(e: &Evidence) -> Vec<Finding> {
+    let parts = breakdown(e);
+    let mut findings = Vec::new();
+    if parts.total > 0.0 {
+        let share = |secs: f64| secs / parts.total;
+        if share(parts.pool_wait) >= NOTABLE {
+            findings.push(pool_exhausted(e, share(parts.pool_wait)));
+        }
+        if share(parts.third_party) >= NOTABLE {
+            findings.push(slow_third_party(e, share(parts.third_party)));
+        }
+        if share(parts.lock_waits) >= NOTABLE {
+            findings.push(lock_waits(e, share(parts.lock_waits)));
+        }
+        let executing = parts.database - parts.lock_waits;
+        if share(executing) >= NOTABLE {
+            findings.push(database(e, share(executing)));
+        }
+        if share(parts.application) >= NOTABLE {
+            findings.push(application(e, share(parts.application)));
+        }
+    }
+    if e.cpu.throttled_secs > 0.0 && e.window_secs > 0.0 {
+        findings.push(throttled(e));
+    }
+    findings.sort_by(|a, b| b.share.total_cmp(&a.share));
+    findings
+}
+
+fn ms(secs: f64) -> String {
+    format!("{:.1} ms", secs * 1000.0)
+}
+
+fn per(total: f64, count: f64) -> f64 {
+    if count > 0.0 { total / count } else { 0.0 }
+}
+
+fn pool_exhausted(e: &Evidence, share: f64) -> Finding {
+    let mut evidence = vec![format!(
+        "{:.0} connection acquisitions waited {} on average",
+        e.pool.acquires,
+        ms(per(e.pool.wait_secs, e.pool.acquires))
+    )];
+    if let Some(p99) = e.pool.p99_secs {
+        evidence.push(format!("p99 wait for a connection: {}", ms(p99)));
+    }
+    if e.http.shed > 0.0 {
+        evidence.push(format!("{:.0} requests shed with 503", e.http.shed));
+    }
+    Finding {
+        layer: Layer::PoolWait,
+        kind: "exhausted pool",
+        share,
+        title: "Requests queue for a database connection: the pool is exhausted".into(),
+        evidence,
+        remedy: "Raise KEEL_DB_WRITE_POOL / KEEL_DB_READ_POOL (within PostgreSQL's \
+                 max_connections) or put PgBouncer in front; hold connections for less time \
+                 (no remote calls inside a transaction)."
+            .into(),
+    }
+}
+
+fn slow_third_party(e: &Evidence, share: f64) -> Finding {
+    let mut evidence = vec![format!(
+        "{:.0} payment calls averaging {}",
+        e.payments.calls,
+        ms(per(e.payments.time_secs, e.payments.calls))
+    )];
+    if let Some(p99) = e.payments.p99_secs {
+        evidence.push(format!("p99 per call: {}", ms(p99)));
+    }
+    if e.payments.timeouts > 0.0 {
+        evidence.push(format!("{:.0} calls timed out", e.payments.timeouts));
+    }
+    if e.payments.breaker_open {
+        evidence.push("the payments circuit breaker is open".into());
+    }
+    Finding {
+        layer: Layer::ThirdParty,
+        kind: "slow third party",
+        share,
+        title: "Requests wait on the payment provider".into(),
+        evidence,
+        remedy: "Take the call off the request path (KEEL_ORDER_MODE=async: the worker's saga \
+                 charges), keep a tight timeout and the circuit breaker so a slow provider \
+                 fails fast, and cache what can be cached."
+            .into(),
+    }
+}
+
+fn lock_waits(e: &Evidence, share: f64) -> Finding {
+    let mut evidence = vec![format!(
+        "sessions spent {:.1} s waiting for locks over the {:.0} s window",
+        e.database.lock_wait_secs, e.window_secs
+    )];
+    if let Some(query) = &e.database.most_blocked {
+        evidence.push(format!("most often blocked: {}", one_line(query)));
+    }
+    Finding {
+        layer: Layer::LockWaits,
+        kind: "lock contention",
+        share,
+        title: "Transactions wait for each other's row locks (a hot row)".into(),
+        evidence,
+        remedy: "Shorten the transactions that hold the lock, take locks in one order, spread a \
+                 hot row (sharded counters, per-bucket rows) or queue its writes."
+            .into(),
+    }
+}
+
+fn database(e: &Evidence, share: f64) -> Finding {
+    let db = &e.database;
+    let source = if db.statements_available {
+        "pg_stat_statements"
+    } else {
+        "sampled pg_stat_activity (pg_stat_statements is not loaded)"
+    };
+    let mut evidence = vec![format!(
+        "statements ran {:.1} s in the window ({source})",
+        db.time_secs
+    )];
+    let scan = db
+        .seq_scans
+        .iter()
+        .find(|t| t.seq_scans >= 1.0 && per(t.seq_rows, t.seq_scans) >= LARGE_SCAN_ROWS);
+    let top = scan
+        .and_then(|t| statement_on(&db.statements, t))
+        .or_else(|| db.statements.first());
+    if let Some(t) = scan {
+        evidence.push(format!(
+            "{:.0} sequential scans of {} read {:.0} rows each ({:.0} rows live; {:.0} index scans)",
+            t.seq_scans,
+            t.table,
+            per(t.seq_rows, t.seq_scans),
+            t.live_rows,
+            t.index_scans
+        ));
+    }
+    if let Some(s) = top {
+        evidence.push(format!(
+            "heaviest statement: {} — {:.0} calls, {} each, {:.0}% of database time",
+            one_line(&s.query),
+            s.calls,
+            ms(per(s.time_secs, s.calls)),
+            100.0 * per(s.time_secs, db.time_secs)
+        ));
+    }
+    match scan {
+        Some(t) => Finding {
+            layer: Layer::Database,
+            kind: "missing index",
+            share,
+            title: format!("Sequential scans of {} (a missing index?)", t.table),
+            evidence,
+            remedy: "Add an index that matches the statement's WHERE and ORDER BY (check the plan \
+                     with EXPLAIN): every query path needs one."
+                .into(),
+        },
+        None => Finding {
+            layer: Layer::Database,
+            kind: "database time",
+            share,
+            title: "The database's statements take the request time".into(),
+            evidence,
+            remedy: "Make the heaviest statement cheaper (EXPLAIN it), cache the read (the layered \
+                     cache), or send reads to replicas."
+                .into(),
+        },
+    }
+}
+
+/// The heaviest statement that reads `table`.
+fn statement_on<'a>(statements: &'a [Statement], table: &TableScans) -> Option<&'a Statement> {
+    let name = table.table.rsplit('.').next().unwrap_or(&table.table);
+    statements
+        .iter()
+        .find(|s| s.query.contains(&table.table) || s.query.contains(name))
+}
+
+fn application(e: &Evidence, share: f64) -> Finding {
+    let cpu_bound = e.cpu.cores > 0.0 && e.cpu.keel_cores >= 0.6 * e.cpu.cores;
+    let mut evidence = vec![format!(
+        "Keel's processes used {:.2} of {:.0} cores; the machine {:.2}",
+        e.cpu.keel_cores, e.cpu.cores, e.cpu.machine_cores
+    )];
+    if let Some(route) = e.http.routes.first() {
+        evidence.push(format!(
+            "busiest route: {} {} — {:.0} requests, {} each",
+            route.method,
+            route.route,
+            route.requests,
+            ms(per(route.time_secs, route.requests))
+        ));
+    }
+    if cpu_bound {
+        Finding {
+            layer: Layer::Application,
+            kind: "cpu-bound handlers",
+            share,
+            title: "Handlers are CPU-bound: the time is Keel's own computing".into(),
+            evidence,
+            remedy: "Profile the route (perf record -g -p PID), move heavy work (hashing, encoding) \
+                     off the hot path or to a blocking pool, and scale out instances behind the \
+                     load balancer."
+                .into(),
+        }
+    } else {
+        Finding {
+            layer: Layer::Application,
+            kind: "application time",
+            share,
+            title: "Time in Keel outside the database and the provider".into(),
+            evidence,
+            remedy: "With CPU to spare this is waiting nothing here measures (Redis, the runtime's \
+                     queue): look at the route's trace spans."
+                .into(),
+        }
+    }
+}
+
+fn throttled(e: &Evidence) -> Finding {
+    Finding {
+        layer: Layer::Infrastructure,
+        kind: "throttled cpu",
+        share: (e.cpu.throttled_secs / e.window_secs).min(1.0),
+        title: "The CPU limit throttles the service".into(),
+        evidence: vec![format!(
+            "the cgroup was throttled {:.2} s of the {:.0} s window",
+            e.cpu.throttled_secs, e.window_secs
+        )],
+        remedy: "Raise the container's CPU limit (or remove it and keep the request), or run more \
+                 instances."
+            .into(),
+    }
+}
+
+fn one_line(query: &str) -> String {
+    let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::evidence::*;
+
+    /// A window of 1 000 requests taking 10 s in all, with nothing else measured.
+    fn window() -> Evidence {
+        Evidence {
+            window_secs: 10.0,
+            http: Http {
+                requests: 1000.0,
+                time_secs: 10.0,
+                routes: vec![Route {
+                    method: "GET".into(),
+                    route: "/orders".into(),
+                    requests: 1000.0,
+                    time_secs: 10.0,
+                    p99_secs: Some(0.05),
+                }],
+                ..Http::default()
+            },
+            cpu: Cpu {
+                cores: 2.0,
+                keel_cores: 0.3,
+                machine_cores: 1.0,
+                throttled_secs: 0.0,
+            },
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn a_sequential_scan_on_a_large_table_is_named_first() {
+        let mut e = window();
+        e.database = Database {
+            statements_available: true,
+            time_secs: 8.0,
+            statements: vec![
+                Statement {
+                    query: "SELECT 1".into(),
+                    calls: 10.0,
+                    time_secs: 0.1,
+                    rows: 10.0,
+                },
+                Statement {
+                    query: "SELECT id FROM orders.orders WHERE user_id = $1 ORDER BY id DESC"
+                        .into(),
+                    calls: 1000.0,
+                    time_secs: 7.5,
+                    rows: 20_000.0,
+                },
+            ],
+            seq_scans: vec![TableScans {
+                table: "orders.orders".into(),
+                seq_scans: 1000.0,
+                seq_rows: 50_000_000.0,
+                index_scans: 0.0,
+                live_rows: 50_000.0,
+            }],
+            ..Database::default()
+        };
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::Database);
+        assert_eq!(findings[0].kind, "missing index");
+        assert!((findings[0].share - 0.8).abs() < 1e-9);
+        assert!(findings[0].title.contains("orders.orders"));
+        assert!(
+            findings[0].evidence[2].contains("WHERE user_id"),
+            "{:?}",
+            findings[0].evidence
+        );
+    }
+
+    #[test]
+    fn database_time_without_a_large_scan_is_plain_database_time() {
+        let mut e = window();
+        e.database.time_secs = 6.0;
+        e.database.seq_scans = vec![TableScans {
+            table: "catalog.categories".into(),
+            seq_scans: 1000.0,
+            seq_rows: 16_000.0,
+            ..TableScans::default()
+        }];
+        let findings = attribute(&e);
+        assert_eq!(findings[0].kind, "database time");
+    }
+
+    #[test]
+    fn pool_wait_comes_before_the_database_it_waits_for() {
+        let mut e = window();
+        e.pool = PoolWait {
+            acquires: 1000.0,
+            wait_secs: 7.0,
+            p99_secs: Some(0.02),
+        };
+        e.database.time_secs = 2.0;
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::PoolWait);
+        assert!((findings[0].share - 0.7).abs() < 1e-9);
+        assert_eq!(findings[1].layer, Layer::Database);
+        assert!((findings[1].share - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_slow_provider_is_the_third_party() {
+        let mut e = window();
+        e.payments = Payments {
+            calls: 100.0,
+            time_secs: 9.0,
+            breaker_open: true,
+            ..Payments::default()
+        };
+        e.database.time_secs = 3.0; // capped by what the provider leaves: 1 s
+        let parts = breakdown(&e);
+        assert!((parts.database - 1.0).abs() < 1e-9);
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::ThirdParty);
+        assert!(
+            findings[0]
+                .evidence
+                .iter()
+                .any(|l| l.contains("breaker is open"))
+        );
+    }
+
+    #[test]
+    fn lock_waits_are_split_out_of_database_time() {
+        let mut e = window();
+        e.database.time_secs = 9.0;
+        e.database.lock_wait_secs = 6.0;
+        e.database.most_blocked = Some("UPDATE catalog.stock SET on_hand = $1".into());
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::LockWaits);
+        assert_eq!(findings[1].layer, Layer::Database);
+        assert!((findings[1].share - 0.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn busy_cores_make_the_application_cpu_bound() {
+        let mut e = window();
+        e.cpu.keel_cores = 1.7;
+        e.database.time_secs = 0.5;
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::Application);
+        assert_eq!(findings[0].kind, "cpu-bound handlers");
+
+        e.cpu.keel_cores = 0.2;
+        assert_eq!(attribute(&e)[0].kind, "application time");
+    }
+
+    #[test]
+    fn throttling_is_reported_whatever_its_share() {
+        let mut e = window();
+        e.cpu.throttled_secs = 0.2;
+        let findings = attribute(&e);
+        assert!(findings.iter().any(|f| f.layer == Layer::Infrastructure));
+    }
+
+    #[test]
+    fn no_requests_no_request_findings() {
+        assert!(attribute(&Evidence::default()).is_empty());
+    }
+}
