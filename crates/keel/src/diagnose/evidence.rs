@@ -106,6 +106,8 @@ pub struct Cpu {
     pub cores: f64,
     /// Cores' worth of CPU the Keel processes used (2.0 = two cores flat out).
     pub keel_cores: f64,
+    /// Cores' worth PostgreSQL's processes used (when it runs on this machine).
+    pub database_cores: f64,
     /// Cores' worth the whole machine used.
     pub machine_cores: f64,
     /// Time the cgroup was throttled by its CPU limit.

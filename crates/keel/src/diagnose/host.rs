@@ -11,31 +11,45 @@ const TICKS: f64 = 100.0;
 pub(super) struct CpuCounters {
     /// Per Keel process: user + system ticks.
     keel: HashMap<u32, f64>,
+    /// Per PostgreSQL process (server and backends).
+    postgres: HashMap<u32, f64>,
     machine_busy: f64,
     machine_total: f64,
     throttled_secs: f64,
 }
 
-/// Reads the counters; `pids` are counted as Keel besides every process named `keel`.
+/// Reads the counters; Keel is the processes `pids`, or when none are given every process
+/// named `keel`.
 pub(super) fn counters(pids: &[u32]) -> CpuCounters {
-    let mut keel = HashMap::new();
+    let (mut keel, mut postgres) = (HashMap::new(), HashMap::new());
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok())
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
             else {
                 continue;
             };
             let Some((comm, ticks)) = process_ticks(pid) else {
                 continue;
             };
-            if comm == "keel" || pids.contains(&pid) {
+            let keels = if pids.is_empty() {
+                comm == "keel"
+            } else {
+                pids.contains(&pid)
+            };
+            if keels {
                 keel.insert(pid, ticks);
+            } else if comm.starts_with("postgres") {
+                postgres.insert(pid, ticks);
             }
         }
     }
     let (machine_busy, machine_total) = machine_ticks().unwrap_or_default();
     CpuCounters {
         keel,
+        postgres,
         machine_busy,
         machine_total,
         throttled_secs: throttled_secs().unwrap_or_default(),
@@ -43,13 +57,26 @@ pub(super) fn counters(pids: &[u32]) -> CpuCounters {
 }
 
 /// The window's CPU evidence.
-pub(super) fn cpu(start: &CpuCounters, end: &CpuCounters, window_secs: f64) -> super::evidence::Cpu {
+pub(super) fn cpu(
+    start: &CpuCounters,
+    end: &CpuCounters,
+    window_secs: f64,
+) -> super::evidence::Cpu {
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
-    let keel_ticks: f64 = end
-        .keel
-        .iter()
-        .map(|(pid, ticks)| ticks - start.keel.get(pid).copied().unwrap_or(*ticks))
-        .sum();
+    // A process that started within the window counts from zero; one that ended is lost.
+    let used = |before: &HashMap<u32, f64>, after: &HashMap<u32, f64>| -> f64 {
+        after
+            .iter()
+            .map(|(pid, ticks)| ticks - before.get(pid).copied().unwrap_or(0.0))
+            .fold(0.0, |a, b| a + b)
+    };
+    let cores_of = |ticks: f64| {
+        if window_secs > 0.0 {
+            ticks / TICKS / window_secs
+        } else {
+            0.0
+        }
+    };
     let total = end.machine_total - start.machine_total;
     let machine_cores = if total > 0.0 {
         (end.machine_busy - start.machine_busy) / total * cores
@@ -58,11 +85,8 @@ pub(super) fn cpu(start: &CpuCounters, end: &CpuCounters, window_secs: f64) -> s
     };
     super::evidence::Cpu {
         cores,
-        keel_cores: if window_secs > 0.0 {
-            keel_ticks / TICKS / window_secs
-        } else {
-            0.0
-        },
+        keel_cores: cores_of(used(&start.keel, &end.keel)),
+        database_cores: cores_of(used(&start.postgres, &end.postgres)),
         machine_cores,
         throttled_secs: (end.throttled_secs - start.throttled_secs).max(0.0),
     }
@@ -120,7 +144,8 @@ mod tests {
 
     #[test]
     fn process_stat_with_an_awkward_name() {
-        let stat = "4242 (keel (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
+        let stat =
+            "4242 (keel (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
         assert_eq!(
             parse_process_stat(stat),
             Some(("keel (x) y".to_owned(), 300.0))

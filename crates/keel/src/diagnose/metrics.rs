@@ -15,12 +15,19 @@ pub(super) async fn scrape_all(
     let mut all = Scrape::default();
     for instance in instances {
         let base = instance.trim_end_matches('/');
-        let fetched = async { http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await }
-            .await
-            .map_err(|source| DiagnoseError::Scrape {
-                instance: base.to_owned(),
-                source,
-            })?;
+        let fetched = async {
+            http.get(format!("{base}/metrics"))
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        }
+        .await
+        .map_err(|source| DiagnoseError::Scrape {
+            instance: base.to_owned(),
+            source,
+        })?;
         all.extend(Scrape::parse(&fetched));
     }
     Ok(all)
@@ -60,7 +67,10 @@ pub(super) fn evidence(before: &Scrape, after: &Scrape) -> Evidence {
     let payments = Payments {
         calls: window.sum("keel_payments_call_seconds_count", &[]),
         time_secs: window.sum("keel_payments_call_seconds_sum", &[]),
-        timeouts: window.sum("keel_payments_call_seconds_count", &[("outcome", "timeout")]),
+        timeouts: window.sum(
+            "keel_payments_call_seconds_count",
+            &[("outcome", "timeout")],
+        ),
         p99_secs: window.quantile("keel_payments_call_seconds", &[], 0.99),
         // A gauge: its value at the end, not its change.
         breaker_open: after.sum("keel_breaker_state", &[("dependency", "payments")]) >= 2.0,
@@ -100,7 +110,10 @@ keel_breaker_state{dependency="payments"} 2
 "#,
         );
         let e = evidence(&before, &after);
-        assert_eq!(e.http.requests, 100.0, "the scrapes themselves are left out");
+        assert_eq!(
+            e.http.requests, 100.0,
+            "the scrapes themselves are left out"
+        );
         assert_eq!(e.http.time_secs, 20.0);
         assert_eq!(e.http.routes[0].route, "/orders");
         assert_eq!(e.pool.acquires, 400.0);

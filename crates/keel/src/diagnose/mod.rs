@@ -42,7 +42,7 @@ pub struct DiagnoseArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub window: Duration,
 
-    /// Processes whose CPU counts as Keel's, besides every process named `keel`.
+    /// Processes whose CPU counts as Keel's (default: every process named `keel`).
     #[arg(long = "pid")]
     pub pids: Vec<u32>,
 
@@ -97,12 +97,8 @@ pub async fn diagnose(args: &DiagnoseArgs) -> Result<Report, DiagnoseError> {
 
     let mut evidence = metrics::evidence(&metrics_before, &metrics_after);
     evidence.window_secs = window_secs;
-    evidence.database = postgres::database(
-        &db_before,
-        &db_after,
-        &activity,
-        SAMPLE_EVERY.as_secs_f64(),
-    );
+    evidence.database =
+        postgres::database(&db_before, &db_after, &activity, SAMPLE_EVERY.as_secs_f64());
     evidence.redis = match (redis_before, redis_after) {
         (Some(a), Some(b)) => Some(evidence::Redis {
             commands: b.commands - a.commands,
@@ -126,7 +122,9 @@ async fn redis_client(url: &str) -> Option<redis::aio::MultiplexedConnection> {
 }
 
 /// Redis's own count of commands and their time (`INFO commandstats`), if it answers.
-async fn redis_time(connection: Option<&redis::aio::MultiplexedConnection>) -> Option<evidence::Redis> {
+async fn redis_time(
+    connection: Option<&redis::aio::MultiplexedConnection>,
+) -> Option<evidence::Redis> {
     let mut connection = connection?.clone();
     let info: String = redis::cmd("INFO")
         .arg("commandstats")

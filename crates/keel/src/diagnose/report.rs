@@ -92,19 +92,25 @@ impl fmt::Display for Report {
         let mut line = String::new();
         let _ = write!(
             line,
-            "\nRequest time {:.1} s: pool wait {}, third party {}, database {} (lock waits {}), application {}",
+            "\nRequest time {:.1} s: pool wait {}, third party {}, database {} (lock waits {}, queued for its CPU {}), other processes' CPU {}, application {}",
             b.total,
             pct(b.pool_wait, b.total),
             pct(b.third_party, b.total),
             pct(b.database, b.total),
             pct(b.lock_waits, b.total),
+            pct(b.database_cpu, b.total),
+            pct(b.infrastructure, b.total),
             pct(b.application, b.total)
         );
         writeln!(f, "{line}")?;
         writeln!(
             f,
-            "CPU: Keel {:.2} of {:.0} cores, machine {:.2}, throttled {:.2} s",
-            e.cpu.keel_cores, e.cpu.cores, e.cpu.machine_cores, e.cpu.throttled_secs
+            "CPU: Keel {:.2} of {:.0} cores, PostgreSQL {:.2}, machine {:.2}, throttled {:.2} s",
+            e.cpu.keel_cores,
+            e.cpu.cores,
+            e.cpu.database_cores,
+            e.cpu.machine_cores,
+            e.cpu.throttled_secs
         )?;
         if let Some(redis) = &e.redis {
             writeln!(
@@ -146,7 +152,10 @@ mod tests {
         };
         let report = Report::new(1, evidence);
         let text = report.to_string();
-        assert!(text.contains("1. 80% — pool wait (exhausted pool)"), "{text}");
+        assert!(
+            text.contains("1. 80% — pool wait (exhausted pool)"),
+            "{text}"
+        );
         assert!(text.contains("KEEL_DB_WRITE_POOL"), "{text}");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["findings"][0]["layer"], "pool_wait");

@@ -38,7 +38,9 @@ impl Scrape {
 
     /// The sum of every sample named `name` whose labels include all of `matching`.
     pub(super) fn sum(&self, name: &str, matching: &[(&str, &str)]) -> f64 {
-        self.select(name, matching).map(|s| s.value).sum()
+        // A fold from +0.0: an empty `sum()` of floats is -0.0, which prints as "-0".
+        self.select(name, matching)
+            .fold(0.0, |total, s| total + s.value)
     }
 
     pub(super) fn select<'a>(
@@ -102,7 +104,11 @@ impl Scrape {
                     return Some(lower);
                 }
                 let inside = count - below;
-                let share = if inside > 0.0 { (rank - below) / inside } else { 1.0 };
+                let share = if inside > 0.0 {
+                    (rank - below) / inside
+                } else {
+                    1.0
+                };
                 return Some(lower + (le - lower) * share);
             }
             (lower, below) = (le, count);

@@ -7,6 +7,7 @@
 mod accounts;
 mod cache;
 mod catalog;
+mod diagnose;
 mod events;
 mod helpers;
 mod http;

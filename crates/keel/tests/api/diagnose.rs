@@ -1,0 +1,245 @@
+//! `keel diagnose` against situations created for real: each test starts its own `keel serve`
+//! process (so its metrics and its CPU are its own), runs traffic that causes one bottleneck,
+//! diagnoses meanwhile, and checks the report names that bottleneck first.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::future::join_all;
+use keel::{
+    diagnose::{DiagnoseArgs, Layer, Report, diagnose},
+    fake_payments::{Behaviour, FakePayments},
+};
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A `keel serve` process on its own port and database, seeded.
+struct KeelProcess {
+    child: tokio::process::Child,
+    base: String,
+    database_url: String,
+}
+
+impl KeelProcess {
+    async fn start(products: u32, env: &[(&str, &str)]) -> Self {
+        let database_url = create_database().await;
+        let keel = env!("CARGO_BIN_EXE_keel");
+        let seeded = tokio::process::Command::new(keel)
+            .args(["seed", "--products", &products.to_string(), "--users", "20"])
+            .env("KEEL_DATABASE_URL", &database_url)
+            .env("KEEL_LOG", "warn")
+            .status()
+            .await
+            .unwrap();
+        assert!(seeded.success());
+        let port = free_port();
+        let mut command = tokio::process::Command::new(keel);
+        command
+            .arg("serve")
+            .env("KEEL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KEEL_DATABASE_URL", &database_url)
+            .env("KEEL_REDIS_PREFIX", format!("diag:{port}:"))
+            .env("KEEL_RATE_LIMIT_OFF", "true")
+            .env("KEEL_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        wait_for_port(port, "keel serve").await;
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            database_url,
+        }
+    }
+
+    fn args(&self) -> DiagnoseArgs {
+        DiagnoseArgs {
+            instances: vec![self.base.clone()],
+            database_url: self.database_url.clone(),
+            redis_url: test_config(self.database_url.clone()).redis.url,
+            window: Duration::from_secs(3),
+            pids: self.child.id().into_iter().collect(),
+            json: false,
+        }
+    }
+
+    /// Runs `request` from `clients` concurrent loops while diagnosing.
+    async fn diagnose_under<F, Fut>(&self, clients: usize, request: F) -> Report
+    where
+        F: Fn(reqwest::Client, u64) -> Fut + Clone,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let http = reqwest::Client::new();
+        let load = join_all((0..clients).map(|_| {
+            let (stop, sent, http, request) =
+                (stop.clone(), sent.clone(), http.clone(), request.clone());
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    request(http.clone(), sent.fetch_add(1, Ordering::Relaxed)).await;
+                }
+            }
+        }));
+        let args = self.args();
+        let diagnosis = async {
+            // Let the traffic settle first.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let report = diagnose(&args).await.unwrap();
+            stop.store(true, Ordering::Relaxed);
+            report
+        };
+        let (_, report) = tokio::join!(load, diagnosis);
+        assert!(sent.load(Ordering::Relaxed) > 0);
+        report
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get_product(base: String, http: reqwest::Client, n: u64, products: u64) {
+    let _ = http
+        .get(format!("{base}/products/{}", 1 + n % products))
+        .send()
+        .await;
+}
+
+fn first(report: &Report) -> (Layer, &'static str) {
+    let finding = report
+        .first()
+        .unwrap_or_else(|| panic!("no finding:\n{report}"));
+    (finding.layer, finding.kind)
+}
+
+#[tokio::test]
+async fn a_dropped_index_is_named_a_missing_index() {
+    let keel = KeelProcess::start(20_000, &[("KEEL_CACHE", "off")]).await;
+    let (db, connection) = tokio_postgres::connect(&keel.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Every product read joins the stock by product id: without its key, a scan of all rows.
+    db.batch_execute("ALTER TABLE catalog.stock DROP CONSTRAINT stock_pkey; ANALYZE catalog.stock")
+        .await
+        .unwrap();
+    let base = keel.base.clone();
+    let report = keel
+        .diagnose_under(8, move |http, n| get_product(base.clone(), http, n, 20_000))
+        .await;
+    assert_eq!(
+        first(&report),
+        (Layer::Database, "missing index"),
+        "{report}"
+    );
+    assert!(
+        report.findings[0].title.contains("catalog.stock"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_pool_of_one_under_concurrency_is_an_exhausted_pool() {
+    let keel =
+        KeelProcess::start(2_000, &[("KEEL_CACHE", "off"), ("KEEL_DB_READ_POOL", "1")]).await;
+    let base = keel.base.clone();
+    let report = keel
+        .diagnose_under(32, move |http, n| get_product(base.clone(), http, n, 2_000))
+        .await;
+    assert_eq!(
+        first(&report),
+        (Layer::PoolWait, "exhausted pool"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_provider_in_sync_mode_is_the_third_party() {
+    let provider = FakePayments::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Behaviour {
+            latency: Duration::from_millis(250),
+            ..Behaviour::default()
+        },
+    )
+    .await
+    .unwrap();
+    let keel = KeelProcess::start(
+        2_000,
+        &[
+            ("KEEL_ORDER_MODE", "sync"),
+            ("KEEL_PAYMENTS_URL", &provider.url()),
+        ],
+    )
+    .await;
+    let token = login(&keel.base, "user1@demo.keel").await;
+    let base = keel.base.clone();
+    let report = keel
+        .diagnose_under(8, move |http, n| {
+            let (base, token) = (base.clone(), token.clone());
+            async move {
+                let _ = http
+                    .post(format!("{base}/orders"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "lines": [ { "product_id": 1 + n % 2_000, "quantity": 1 } ] }))
+                    .send()
+                    .await;
+            }
+        })
+        .await;
+    assert_eq!(
+        first(&report),
+        (Layer::ThirdParty, "slow third party"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn password_hashing_is_cpu_bound_application_time() {
+    let keel = KeelProcess::start(100, &[]).await;
+    let base = keel.base.clone();
+    let report = keel
+        .diagnose_under(4, move |http, n| {
+            let base = base.clone();
+            async move {
+                let _ = http
+                    .post(format!("{base}/sessions"))
+                    .json(&json!({ "email": format!("user{}@demo.keel", 1 + n % 20), "password": "keel-demo-password" }))
+                    .send()
+                    .await;
+            }
+        })
+        .await;
+    assert_eq!(
+        first(&report),
+        (Layer::Application, "cpu-bound handlers"),
+        "{report}"
+    );
+}
+
+async fn login(base: &str, email: &str) -> String {
+    let session: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/sessions"))
+        .json(&json!({ "email": email, "password": "keel-demo-password" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["token"].as_str().unwrap().to_owned()
+}
