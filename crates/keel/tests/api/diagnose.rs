@@ -209,6 +209,49 @@ async fn a_slow_provider_in_sync_mode_is_the_third_party() {
 }
 
 #[tokio::test]
+async fn orders_of_one_product_are_lock_waits_on_a_hot_row() {
+    let keel = KeelProcess::start(100, &[]).await;
+    let (db, connection) = tokio_postgres::connect(&keel.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute("UPDATE catalog.stock SET on_hand = 1000000 WHERE product_id = 1")
+        .await
+        .unwrap();
+    let tokens = join_all((1..=16).map(|n| {
+        let base = keel.base.clone();
+        async move { login(&base, &format!("user{n}@demo.keel")).await }
+    }))
+    .await;
+    let base = keel.base.clone();
+    let report = keel
+        .diagnose_under(16, move |http, n| {
+            let (base, token) = (base.clone(), tokens[n as usize % 16].clone());
+            async move {
+                let _ = http
+                    .post(format!("{base}/orders"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "lines": [ { "product_id": 1, "quantity": 1 } ] }))
+                    .send()
+                    .await;
+            }
+        })
+        .await;
+    assert_eq!(
+        first(&report),
+        (Layer::LockWaits, "lock contention"),
+        "{report}"
+    );
+    assert!(
+        report.findings[0]
+            .evidence
+            .iter()
+            .any(|l| l.contains("catalog.stock")),
+        "{report}"
+    );
+}
+
+#[tokio::test]
 async fn password_hashing_is_cpu_bound_application_time() {
     let keel = KeelProcess::start(100, &[]).await;
     let base = keel.base.clone();
