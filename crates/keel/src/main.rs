@@ -81,7 +81,11 @@ enum BenchCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    platform::telemetry::init_logs();
+    let _telemetry = platform::telemetry::init(match cli.command {
+        Command::Serve(_) => "keel-api",
+        Command::Worker(_) => "keel-worker",
+        _ => "keel",
+    });
     match cli.command {
         Command::Serve(config) => serve(*config).await,
         Command::Worker(config) => {

@@ -17,50 +17,9 @@ use keel::{
 };
 use serde_json::json;
 
-use crate::helpers::*;
-
-/// A `keel serve` process on its own port and database, seeded.
-struct KeelProcess {
-    child: tokio::process::Child,
-    base: String,
-    database_url: String,
-}
+use crate::{helpers::*, keel_process::*};
 
 impl KeelProcess {
-    async fn start(products: u32, env: &[(&str, &str)]) -> Self {
-        let database_url = create_database().await;
-        let keel = env!("CARGO_BIN_EXE_keel");
-        let seeded = tokio::process::Command::new(keel)
-            .args(["seed", "--products", &products.to_string(), "--users", "20"])
-            .env("KEEL_DATABASE_URL", &database_url)
-            .env("KEEL_LOG", "warn")
-            .status()
-            .await
-            .unwrap();
-        assert!(seeded.success());
-        let port = free_port();
-        let mut command = tokio::process::Command::new(keel);
-        command
-            .arg("serve")
-            .env("KEEL_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KEEL_DATABASE_URL", &database_url)
-            .env("KEEL_REDIS_PREFIX", format!("diag:{port}:"))
-            .env("KEEL_RATE_LIMIT_OFF", "true")
-            .env("KEEL_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().unwrap();
-        wait_for_port(port, "keel serve").await;
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            database_url,
-        }
-    }
-
     fn args(&self) -> DiagnoseArgs {
         DiagnoseArgs {
             instances: vec![self.base.clone()],
@@ -102,14 +61,6 @@ impl KeelProcess {
         assert!(sent.load(Ordering::Relaxed) > 0);
         report
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn get_product(base: String, http: reqwest::Client, n: u64, products: u64) {
@@ -272,17 +223,4 @@ async fn password_hashing_is_cpu_bound_application_time() {
         (Layer::Application, "cpu-bound handlers"),
         "{report}"
     );
-}
-
-async fn login(base: &str, email: &str) -> String {
-    let session: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/sessions"))
-        .json(&json!({ "email": email, "password": "keel-demo-password" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    session["token"].as_str().unwrap().to_owned()
 }

@@ -12,6 +12,7 @@ mod events;
 mod helpers;
 mod http;
 mod idempotency;
+mod keel_process;
 mod metrics;
 mod nats_server;
 mod orders;

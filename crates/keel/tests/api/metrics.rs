@@ -1,14 +1,17 @@
 //! `/metrics` on the API and on the worker: every layer a request or an event crosses shows
-//! up under its name. The recorder is one per process, shared by the tests running in it,
+//! up under its name; and traces, joined from the caller and exported over OTLP. The recorder is one per process, shared by the tests running in it,
 //! so values are checked as lower bounds.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use keel::fake_payments::{Behaviour, FakePayments};
 use orders::OrderMode;
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use crate::{helpers::*, keel_process::KeelProcess};
 
 /// The value of the sample named exactly `series` (name and labels) in a scrape.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -109,4 +112,85 @@ async fn the_worker_reports_the_outbox_consumers_sagas_and_the_payment_breaker()
     );
     assert!(text.contains(r#"keel_breaker_state{dependency="payments"}"#));
     worker.stop().await;
+}
+
+/// Starts a bare OTLP/HTTP receiver (what a collector does first: accept
+/// `POST /v1/traces`); returns its endpoint and the bodies it received.
+async fn otlp_receiver() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.to_vec());
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (endpoint, received)
+}
+
+#[tokio::test]
+async fn a_request_joins_the_callers_trace_in_logs_header_and_exported_spans() {
+    let (endpoint, received) = otlp_receiver().await;
+    let keel = KeelProcess::start(
+        10,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("KEEL_LOG", "info"),
+        ],
+    )
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = reqwest::Client::new()
+        .get(format!("{}/products/3", keel.base))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-trace-id"], trace_id);
+
+    let bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let exported = received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|body| body.windows(16).any(|w| w == bytes.as_slice()));
+        let logged = keel
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(trace_id) && line.contains("request finished"));
+        if exported && logged {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exported {exported}, logged {logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Without a traceparent, a new trace: its id in the header and the log.
+    let response = reqwest::get(format!("{}/products/4", keel.base))
+        .await
+        .unwrap();
+    let fresh = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(fresh.len(), 32);
+    assert_ne!(fresh, trace_id);
 }

@@ -14,6 +14,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use crate::InfraError;
 
@@ -192,6 +193,13 @@ async fn deliver<H, F>(
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .and_then(|v| v.as_str().parse::<i64>().ok());
     let subject = message.subject.as_str();
+    let span = tracing::info_span!(
+        "delivery",
+        consumer = spec.name,
+        subject,
+        event_id = id,
+        attempt
+    );
     let result = match id {
         Some(id) => {
             handle(Delivery {
@@ -201,6 +209,7 @@ async fn deliver<H, F>(
                 attempt,
                 last_attempt: attempt >= max,
             })
+            .instrument(span)
             .await
         }
         None => Err(HandlerError::Permanent(

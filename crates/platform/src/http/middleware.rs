@@ -46,7 +46,7 @@ struct Edge {
 
 /// One middleware for what every request needs at the edge, instead of five layers: its id
 /// (the client's `x-request-id` or a new one, echoed in the response), the span that puts
-/// the id in every log line, the access log line, the RED metrics, and the timeout (503 past
+/// the id and the trace id (`x-trace-id` in the response) in every log line, the access log line, the RED metrics, and the timeout (503 past
 /// it; dropping the handler's future rolls back any transaction it holds).
 async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let id = match request.headers().get(REQUEST_ID) {
@@ -71,8 +71,11 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
         "request",
         method = %request.method(),
         route,
-        request_id = id.to_str().unwrap_or_default()
+        request_id = id.to_str().unwrap_or_default(),
+        trace_id = tracing::field::Empty,
     );
+    let trace_id = crate::telemetry::join_trace(&span, request.headers());
+    span.record("trace_id", trace_id.as_str());
     let started = Instant::now();
     let handled = tokio::time::timeout(edge.timeout, next.run(request))
         .instrument(span.clone())
@@ -98,10 +101,16 @@ async fn request_edge(State(edge): State<Edge>, mut request: Request, next: Next
         );
     });
     response.headers_mut().insert(REQUEST_ID, id);
+    if let Ok(trace_id) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert(TRACE_ID, trace_id);
+    }
     response
 }
 
 const REQUEST_ID: &str = "x-request-id";
+/// The trace the request belongs to (its `traceparent`'s, or a new one), for finding its
+/// spans in the tracing backend and its log lines.
+const TRACE_ID: &str = "x-trace-id";
 
 /// A request being served, counted in `keel_http_requests_in_flight` until it finishes or
 /// is dropped (a client that hangs up).
