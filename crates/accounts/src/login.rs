@@ -55,7 +55,11 @@ pub async fn login(accounts: &Accounts, request: LoginRequest) -> Result<LoginRe
                FROM accounts.users WHERE email = $1",
         )
         .await?;
-    let row = db.query_opt(&statement, &[&request.email.as_str()]).await?;
+    let row = platform::db::timed(
+        "accounts.user_by_email",
+        db.query_opt(&statement, &[&request.email.as_str()]),
+    )
+    .await?;
     drop(db);
     let stored = row.as_ref().map(|r| r.get::<_, String>("password_hash"));
     if !password::verify(request.password.0, stored).await? {
@@ -87,9 +91,11 @@ pub async fn current_user(accounts: &Accounts, user: &CurrentUser) -> Result<Use
             "SELECT id, email, name, role, created_at FROM accounts.users WHERE id = $1",
         )
         .await?;
-    let row = db
-        .query_opt(&statement, &[&user.id])
-        .await?
-        .ok_or(Error::UnknownUser)?;
+    let row = platform::db::timed(
+        "accounts.session_user",
+        db.query_opt(&statement, &[&user.id]),
+    )
+    .await?
+    .ok_or(Error::UnknownUser)?;
     Ok(User::from_row(&row))
 }

@@ -29,12 +29,14 @@ pub async fn register(accounts: &Accounts, request: RegisterRequest) -> Result<U
              RETURNING id, email, name, role, created_at",
         )
         .await?;
-    let row = db
-        .query_one(
+    let row = platform::db::timed(
+        "accounts.insert_user",
+        db.query_one(
             &statement,
             &[&request.email.as_str(), &request.name.as_str(), &hash],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     Ok(User::from_row(&row))
 }
 

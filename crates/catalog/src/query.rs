@@ -15,10 +15,12 @@ pub async fn get_product(db: &Db, id: ProductId) -> Result<Product, Error> {
               WHERE p.id = $1"
         ))
         .await?;
-    let row = client
-        .query_opt(&statement, &[&id])
-        .await?
-        .ok_or(Error::NotFound)?;
+    let row = platform::db::timed(
+        "catalog.product_by_id",
+        client.query_opt(&statement, &[&id]),
+    )
+    .await?
+    .ok_or(Error::NotFound)?;
     Ok(Product::from_row(&row))
 }
 
@@ -94,7 +96,8 @@ pub async fn list_products(db: &Db, filter: &ProductFilter) -> Result<ProductPag
 
     let client = db.read().await?;
     let statement = client.prepare_cached(&sql).await?;
-    let rows = client.query(&statement, &params).await?;
+    let rows =
+        platform::db::timed("catalog.products_page", client.query(&statement, &params)).await?;
     let items: Vec<Product> = rows.iter().map(Product::from_row).collect();
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|p| p.id))

@@ -76,7 +76,7 @@ pub async fn reserve_stock(
                 FOR UPDATE OF s",
         )
         .await?;
-    let rows = tx.query(&lock, &[&ids]).await?;
+    let rows = platform::db::timed("catalog.lock_stock", tx.query(&lock, &[&ids])).await?;
     let found: HashMap<ProductId, &tokio_postgres::Row> =
         rows.iter().map(|row| (row.get(0), row)).collect();
     let mut reserved = Vec::with_capacity(requests.len());
@@ -109,7 +109,11 @@ pub async fn reserve_stock(
               WHERE s.product_id = r.product_id AND s.on_hand >= r.quantity",
         )
         .await?;
-    let updated = tx.execute(&take, &[&ids, &quantities]).await?;
+    let updated = platform::db::timed(
+        "catalog.take_stock",
+        tx.execute(&take, &[&ids, &quantities]),
+    )
+    .await?;
     if updated != requests.len() as u64 {
         // Unreachable while the rows are locked above; kept as a guard, not a code path.
         return Err(InfraError::unexpected("stock changed under a row lock").into());
@@ -132,7 +136,7 @@ pub async fn release_stock(
               ORDER BY product_id FOR UPDATE",
         )
         .await?;
-    tx.execute(&lock, &[&ids]).await?;
+    platform::db::timed("catalog.lock_stock", tx.execute(&lock, &[&ids])).await?;
     let release = tx
         .prepare_cached(
             "UPDATE catalog.stock s SET on_hand = s.on_hand + r.quantity
@@ -140,7 +144,11 @@ pub async fn release_stock(
               WHERE s.product_id = r.product_id",
         )
         .await?;
-    tx.execute(&release, &[&ids, &quantities]).await?;
+    platform::db::timed(
+        "catalog.release_stock",
+        tx.execute(&release, &[&ids, &quantities]),
+    )
+    .await?;
     Ok(())
 }
 
@@ -158,10 +166,12 @@ pub async fn set_stock(
              SELECT {COLUMNS} FROM catalog.products p JOIN s ON s.product_id = p.id"
         ))
         .await?;
-    let row = db
-        .query_opt(&statement, &[&product_id, &level.get()])
-        .await?
-        .ok_or(Error::NotFound)?;
+    let row = platform::db::timed(
+        "catalog.set_stock",
+        db.query_opt(&statement, &[&product_id, &level.get()]),
+    )
+    .await?
+    .ok_or(Error::NotFound)?;
     Ok(Product::from_row(&row))
 }
 

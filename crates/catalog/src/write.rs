@@ -58,8 +58,9 @@ pub async fn create_product(db: &impl GenericClient, new: &NewProduct) -> Result
              SELECT {COLUMNS} FROM p JOIN s ON s.product_id = p.id"
         ))
         .await?;
-    let row = db
-        .query_one(
+    let row = platform::db::timed(
+        "catalog.insert_product",
+        db.query_one(
             &statement,
             &[
                 &new.sku.as_str(),
@@ -69,8 +70,9 @@ pub async fn create_product(db: &impl GenericClient, new: &NewProduct) -> Result
                 &new.price_cents.cents(),
                 &new.stock.get(),
             ],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     Ok(Product::from_row(&row))
 }
 
@@ -95,8 +97,9 @@ pub async fn update_product(
              SELECT {COLUMNS} FROM p JOIN catalog.stock s ON s.product_id = p.id"
         ))
         .await?;
-    let row = db
-        .query_opt(
+    let row = platform::db::timed(
+        "catalog.update_product",
+        db.query_opt(
             &statement,
             &[
                 &id,
@@ -105,8 +108,9 @@ pub async fn update_product(
                 &changes.category.as_ref().map(Category::as_str),
                 &changes.price_cents.map(Money::cents),
             ],
-        )
-        .await?
-        .ok_or(Error::NotFound)?;
+        ),
+    )
+    .await?
+    .ok_or(Error::NotFound)?;
     Ok(Product::from_row(&row))
 }

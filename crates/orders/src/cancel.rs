@@ -19,9 +19,11 @@ pub async fn request_cancellation(db: &Db, user_id: UserId, id: OrderId) -> Resu
                 AND status IN ('placed', 'stock_reserved', 'payment_captured')",
         )
         .await?;
-    client
-        .execute(&statement, &[&id, &user_id, &BY_CUSTOMER])
-        .await?;
+    platform::db::timed(
+        "orders.request_cancel",
+        client.execute(&statement, &[&id, &user_id, &BY_CUSTOMER]),
+    )
+    .await?;
     drop(client);
     let order = query::get_own_order_on_primary(db, user_id, id).await?;
     match order.status {

@@ -248,8 +248,9 @@ pub async fn place_order(
              SELECT id, status, created_at FROM o",
         )
         .await?;
-    let row = tx
-        .query_one(
+    let row = platform::db::timed(
+        "orders.insert_order",
+        tx.query_one(
             &insert,
             &[
                 &user_id,
@@ -261,8 +262,9 @@ pub async fn place_order(
                 &prices,
                 &lease.map(|l| l.as_secs_f64()),
             ],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     let order = Order {
         id: row.get(0),
         status: OrderStatus::parse(row.get(1))

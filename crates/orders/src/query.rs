@@ -89,10 +89,12 @@ async fn fetch_one(
     id: OrderId,
 ) -> Result<Order, Error> {
     let statement = client.prepare_cached(SELECT_ONE).await?;
-    let row = client
-        .query_opt(&statement, &[&id, &user_id])
-        .await?
-        .ok_or(Error::NotFound)?;
+    let row = platform::db::timed(
+        "orders.order_by_id",
+        client.query_opt(&statement, &[&id, &user_id]),
+    )
+    .await?
+    .ok_or(Error::NotFound)?;
     order_from_row(&row)
 }
 
@@ -130,9 +132,11 @@ pub async fn list_orders(
             "{SELECT} WHERE o.user_id = $1 AND o.id < $2 ORDER BY o.id DESC LIMIT $3"
         ))
         .await?;
-    let rows = client
-        .query(&statement, &[&user_id, &before, &limit])
-        .await?;
+    let rows = platform::db::timed(
+        "orders.orders_page",
+        client.query(&statement, &[&user_id, &before, &limit]),
+    )
+    .await?;
     let items = rows
         .iter()
         .map(order_from_row)

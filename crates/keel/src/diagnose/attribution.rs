@@ -276,6 +276,14 @@ fn database(e: &Evidence, parts: &Breakdown, share: f64) -> Finding {
             100.0 * per(s.time_secs, db.time_secs)
         ));
     }
+    if let Some(q) = e.queries.first() {
+        evidence.push(format!(
+            "by Keel's clock, its heaviest statement: {} — {:.0} calls, {} each",
+            q.statement,
+            q.calls,
+            ms(per(q.time_secs, q.calls))
+        ));
+    }
     match scan {
         Some(t) => Finding {
             layer: Layer::Database,

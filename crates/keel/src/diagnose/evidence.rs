@@ -12,6 +12,8 @@ pub struct Evidence {
     pub pool: PoolWait,
     pub payments: Payments,
     pub database: Database,
+    /// Keel's named statements as it timed them (`keel_db_query_seconds`), heaviest first.
+    pub queries: Vec<NamedQuery>,
     pub redis: Option<Redis>,
     pub cpu: Cpu,
 }
@@ -91,6 +93,13 @@ pub struct TableScans {
     pub seq_rows: f64,
     pub index_scans: f64,
     pub live_rows: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NamedQuery {
+    pub statement: String,
+    pub calls: f64,
+    pub time_secs: f64,
 }
 
 /// Redis's own account of its commands (server-side time only).

@@ -3,7 +3,7 @@
 
 use super::{
     DiagnoseError,
-    evidence::{Evidence, Http, Payments, PoolWait, Route},
+    evidence::{Evidence, Http, NamedQuery, Payments, PoolWait, Route},
     scrape::Scrape,
 };
 
@@ -75,10 +75,24 @@ pub(super) fn evidence(before: &Scrape, after: &Scrape) -> Evidence {
         // A gauge: its value at the end, not its change.
         breaker_open: after.sum("keel_breaker_state", &[("dependency", "payments")]) >= 2.0,
     };
+    let mut queries: Vec<NamedQuery> = window
+        .select("keel_db_query_seconds_count", &[])
+        .filter(|s| s.value > 0.0)
+        .map(|s| NamedQuery {
+            statement: s.label("statement").to_owned(),
+            calls: s.value,
+            time_secs: window.sum(
+                "keel_db_query_seconds_sum",
+                &[("statement", s.label("statement"))],
+            ),
+        })
+        .collect();
+    queries.sort_by(|a, b| b.time_secs.total_cmp(&a.time_secs));
     Evidence {
         http,
         pool,
         payments,
+        queries,
         ..Evidence::default()
     }
 }

@@ -69,6 +69,12 @@ async fn the_api_reports_red_per_route_and_its_layers() {
     );
     assert!(sample(&text, "keel_cache_loads_total") >= Some(1.0));
     assert!(text.contains(r#"keel_db_pool_acquire_seconds_count{pool="read"}"#));
+    assert!(
+        sample(
+            &text,
+            r#"keel_db_query_seconds_count{statement="catalog.product_by_id"}"#
+        ) >= Some(1.0)
+    );
     assert!(text.contains("keel_http_requests_in_flight"));
     assert!(text.contains(r#"keel_breaker_state{dependency="redis_cache"}"#));
 }

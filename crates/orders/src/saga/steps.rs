@@ -61,10 +61,12 @@ pub(crate) async fn claim(db: &Db, id: OrderId, lease: Duration) -> Result<Claim
                FROM orders.orders o WHERE o.id = $1",
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&id, &lease.as_secs_f64()])
-        .await?
-        .ok_or_else(|| InfraError::unexpected(format!("the saga of order {id}: no such order")))?;
+    let row = platform::db::timed(
+        "orders.saga_claim",
+        client.query_opt(&statement, &[&id, &lease.as_secs_f64()]),
+    )
+    .await?
+    .ok_or_else(|| InfraError::unexpected(format!("the saga of order {id}: no such order")))?;
     let current = status(row.get(0))?;
     Ok(if row.get(1) {
         Claim::Claimed
@@ -89,7 +91,7 @@ pub(crate) async fn load(db: &Db, id: OrderId) -> Result<SagaOrder, InfraError> 
                FROM orders.orders o WHERE o.id = $1",
         )
         .await?;
-    let row = client.query_one(&statement, &[&id]).await?;
+    let row = platform::db::timed("orders.saga_load", client.query_one(&statement, &[&id])).await?;
     let Json(lines): Json<Vec<OrderLine>> = row.get(4);
     Ok(SagaOrder {
         id,
@@ -129,8 +131,9 @@ pub(crate) async fn advance<'c>(
              SELECT id, $3, $4 FROM moved",
         )
         .await?;
-    let moved = tx
-        .execute(
+    let moved = platform::db::timed(
+        "orders.saga_advance",
+        tx.execute(
             &statement,
             &[
                 &id,
@@ -139,8 +142,9 @@ pub(crate) async fn advance<'c>(
                 &note,
                 &lease.as_secs_f64(),
             ],
-        )
-        .await?;
+        ),
+    )
+    .await?;
     Ok((moved == 1).then_some(tx))
 }
 

@@ -27,8 +27,10 @@ pub async fn append(tx: &impl GenericClient, event: &impl Event) -> Result<i64, 
              RETURNING id",
         )
         .await?;
-    let row = tx
-        .query_one(&statement, &[&event.subject(), &Json(event)])
-        .await?;
+    let row = crate::db::timed(
+        "bus.outbox_append",
+        tx.query_one(&statement, &[&event.subject(), &Json(event)]),
+    )
+    .await?;
     Ok(row.get(0))
 }

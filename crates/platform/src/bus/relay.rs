@@ -78,7 +78,7 @@ pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
               ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .await?;
-    let rows = tx.query(&claim, &[&BATCH]).await?;
+    let rows = crate::db::timed("bus.relay_claim", tx.query(&claim, &[&BATCH])).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -107,7 +107,7 @@ pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
     let delete = tx
         .prepare_cached("DELETE FROM bus.outbox WHERE id = ANY($1)")
         .await?;
-    tx.execute(&delete, &[&ids]).await?;
+    crate::db::timed("bus.relay_delete", tx.execute(&delete, &[&ids])).await?;
     tx.commit().await?;
     metrics::counter!("keel_outbox_published_total").increment(ids.len() as u64);
     Ok(ids.len())

@@ -74,6 +74,16 @@ impl Db {
     }
 }
 
+/// Runs one statement (or a short group of them) under `statement`, recording its time in
+/// `keel_db_query_seconds{statement}`: the database's share of a request, by name.
+pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = query.await;
+    metrics::histogram!("keel_db_query_seconds", "statement" => statement)
+        .record(started.elapsed());
+    result
+}
+
 /// Takes a connection, recording the wait in `keel_db_pool_acquire_seconds{pool}`: a wait
 /// that grows under load is the sign of an exhausted pool.
 async fn acquire(pool: &Pool, name: &'static str) -> Result<Connection, InfraError> {
