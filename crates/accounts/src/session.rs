@@ -58,11 +58,12 @@ impl Sessions {
     pub async fn create(&self, user_id: UserId, role: Role) -> Result<String, InfraError> {
         let token = URL_SAFE_NO_PAD.encode(generate_token_bytes());
         let value = format!("{user_id} {}", role.as_str());
-        let _: () = self
-            .redis
-            .conn()
-            .set_ex(self.key(&token), value, self.ttl.as_secs())
-            .await?;
+        let mut conn = self.redis.conn();
+        let _: () = Redis::timed(
+            "session_create",
+            conn.set_ex(self.key(&token), value, self.ttl.as_secs()),
+        )
+        .await?;
         Ok(token)
     }
 
@@ -71,17 +72,19 @@ impl Sessions {
         if token.len() != 43 {
             return Ok(None);
         }
-        let value: Option<String> = self
-            .redis
-            .conn()
-            .get_ex(self.key(token), redis::Expiry::EX(self.ttl.as_secs()))
-            .await?;
+        let mut conn = self.redis.conn();
+        let value: Option<String> = Redis::timed(
+            "session_find",
+            conn.get_ex(self.key(token), redis::Expiry::EX(self.ttl.as_secs())),
+        )
+        .await?;
         Ok(value.as_deref().and_then(parse_value))
     }
 
     /// Ends the session `token` opens.
     pub async fn revoke(&self, token: &str) -> Result<(), InfraError> {
-        let _: () = self.redis.conn().del(self.key(token)).await?;
+        let mut conn = self.redis.conn();
+        let _: () = Redis::timed("session_revoke", conn.del(self.key(token))).await?;
         Ok(())
     }
 }

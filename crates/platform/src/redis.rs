@@ -1,7 +1,7 @@
 //! Redis: one multiplexed, self-reconnecting connection per instance, and the key prefix that
 //! lets deployments and tests share a server.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -68,6 +68,16 @@ impl Redis {
             Ok(result) => Ok(result?),
             Err(elapsed) => Err(InfraError::unavailable("redis", elapsed)),
         }
+    }
+
+    /// Runs one Redis round trip under `operation`, recording its time in
+    /// `keel_redis_seconds{operation}`: what a request spends waiting for Redis.
+    pub async fn timed<T>(operation: &'static str, call: impl Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        metrics::histogram!("keel_redis_seconds", "operation" => operation)
+            .record(started.elapsed());
+        result
     }
 
     pub async fn ping(&self) -> Result<(), InfraError> {

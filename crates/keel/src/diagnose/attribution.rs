@@ -21,6 +21,7 @@ pub enum Layer {
     PoolWait,
     LockWaits,
     ThirdParty,
+    Redis,
     Application,
     Infrastructure,
 }
@@ -35,6 +36,7 @@ impl Layer {
             Layer::PoolWait => "pool wait",
             Layer::LockWaits => "lock waits",
             Layer::ThirdParty => "third party",
+            Layer::Redis => "redis",
             Layer::Application => "application",
             Layer::Infrastructure => "infrastructure",
         }
@@ -66,6 +68,8 @@ pub struct Breakdown {
     pub total: f64,
     pub pool_wait: f64,
     pub third_party: f64,
+    /// Round trips to Redis (sessions, rate limits, the L2 cache).
+    pub redis: f64,
     /// Statements, and on a saturated machine the CPU PostgreSQL took from the requests.
     pub database: f64,
     /// The part of `database` that was waiting for the CPU PostgreSQL used.
@@ -80,17 +84,22 @@ pub(super) fn breakdown(e: &Evidence) -> Breakdown {
     let total = e.http.time_secs.max(0.0);
     let pool_wait = e.pool.wait_secs.clamp(0.0, total);
     let third_party = e.payments.time_secs.clamp(0.0, total - pool_wait);
+    let redis = e
+        .redis_calls
+        .time_secs
+        .clamp(0.0, total - pool_wait - third_party);
     let database = e
         .database
         .time_secs
-        .clamp(0.0, total - pool_wait - third_party);
+        .clamp(0.0, total - pool_wait - third_party - redis);
     let lock_waits = e.database.lock_wait_secs.clamp(0.0, database);
-    let rest = (total - pool_wait - third_party - database).max(0.0);
+    let rest = (total - pool_wait - third_party - redis - database).max(0.0);
     let (application, database_cpu, infrastructure) = share_out(e, rest);
     Breakdown {
         total,
         pool_wait,
         third_party,
+        redis,
         database: database + database_cpu,
         database_cpu,
         lock_waits,
@@ -129,6 +138,9 @@ pub(super) fn attribute(e: &Evidence) -> Vec<Finding> {
         }
         if share(parts.third_party) >= NOTABLE {
             findings.push(slow_third_party(e, share(parts.third_party)));
+        }
+        if share(parts.redis) >= NOTABLE {
+            findings.push(redis_round_trips(e, share(parts.redis)));
         }
         if share(parts.lock_waits) >= NOTABLE {
             findings.push(lock_waits(e, share(parts.lock_waits)));
@@ -208,6 +220,33 @@ fn slow_third_party(e: &Evidence, share: f64) -> Finding {
         remedy: "Take the call off the request path (KEEL_ORDER_MODE=async: the worker's saga \
                  charges), keep a tight timeout and the circuit breaker so a slow provider \
                  fails fast, and cache what can be cached."
+            .into(),
+    }
+}
+
+fn redis_round_trips(e: &Evidence, share: f64) -> Finding {
+    let calls = &e.redis_calls;
+    let mut evidence = vec![format!(
+        "{:.0} Redis round trips averaging {} ({:.1} per request)",
+        calls.calls,
+        ms(per(calls.time_secs, calls.calls)),
+        per(calls.calls, e.http.requests)
+    )];
+    if let Some(p99) = calls.p99_secs {
+        evidence.push(format!("p99 round trip: {}", ms(p99)));
+    }
+    if let Some(op) = &calls.heaviest {
+        evidence.push(format!("most of it in `{op}`"));
+    }
+    Finding {
+        layer: Layer::Redis,
+        kind: "redis round trips",
+        share,
+        title: "Requests wait on Redis".into(),
+        evidence,
+        remedy: "Serve hot reads from the in-process L1 (KEEL_CACHE=layered), pipeline or \
+                 script what one request sends, and check Redis's own latency (INFO \
+                 commandstats) and the network to it."
             .into(),
     }
 }
@@ -590,6 +629,22 @@ mod tests {
         // The same split on an idle machine leaves the rest to the application.
         e.cpu.machine_cores = 1.0;
         assert_eq!(attribute(&e)[0].layer, Layer::Application);
+    }
+
+    #[test]
+    fn redis_waits_are_their_own_layer() {
+        let mut e = window();
+        e.redis_calls = RedisCalls {
+            calls: 3000.0,
+            time_secs: 6.0,
+            p99_secs: Some(0.01),
+            heaviest: Some("cache_get".into()),
+        };
+        e.database.time_secs = 3.0;
+        let findings = attribute(&e);
+        assert_eq!(findings[0].layer, Layer::Redis);
+        assert!((findings[0].share - 0.6).abs() < 1e-9);
+        assert!(findings[0].evidence[0].contains("3.0 per request"));
     }
 
     #[test]

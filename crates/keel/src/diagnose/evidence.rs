@@ -11,6 +11,8 @@ pub struct Evidence {
     pub http: Http,
     pub pool: PoolWait,
     pub payments: Payments,
+    /// Round trips to Redis as the API instances waited for them (`keel_redis_seconds`).
+    pub redis_calls: RedisCalls,
     pub database: Database,
     /// Keel's named statements as it timed them (`keel_db_query_seconds`), heaviest first.
     pub queries: Vec<NamedQuery>,
@@ -100,6 +102,15 @@ pub struct NamedQuery {
     pub statement: String,
     pub calls: f64,
     pub time_secs: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RedisCalls {
+    pub calls: f64,
+    pub time_secs: f64,
+    pub p99_secs: Option<f64>,
+    /// The operation that took the most time (`session_find`, `ratelimit`, `cache_get`, …).
+    pub heaviest: Option<String>,
 }
 
 /// Redis's own account of its commands (server-side time only).

@@ -3,7 +3,7 @@
 
 use super::{
     DiagnoseError,
-    evidence::{Evidence, Http, NamedQuery, Payments, PoolWait, Route},
+    evidence::{Evidence, Http, NamedQuery, Payments, PoolWait, RedisCalls, Route},
     scrape::Scrape,
 };
 
@@ -75,6 +75,16 @@ pub(super) fn evidence(before: &Scrape, after: &Scrape) -> Evidence {
         // A gauge: its value at the end, not its change.
         breaker_open: after.sum("keel_breaker_state", &[("dependency", "payments")]) >= 2.0,
     };
+    let redis_calls = RedisCalls {
+        calls: window.sum("keel_redis_seconds_count", &[]),
+        time_secs: window.sum("keel_redis_seconds_sum", &[]),
+        p99_secs: window.quantile("keel_redis_seconds", &[], 0.99),
+        heaviest: window
+            .select("keel_redis_seconds_sum", &[])
+            .filter(|s| s.value > 0.0)
+            .max_by(|a, b| a.value.total_cmp(&b.value))
+            .map(|s| s.label("operation").to_owned()),
+    };
     let mut queries: Vec<NamedQuery> = window
         .select("keel_db_query_seconds_count", &[])
         .filter(|s| s.value > 0.0)
@@ -92,6 +102,7 @@ pub(super) fn evidence(before: &Scrape, after: &Scrape) -> Evidence {
         http,
         pool,
         payments,
+        redis_calls,
         queries,
         ..Evidence::default()
     }

@@ -92,10 +92,11 @@ impl fmt::Display for Report {
         let mut line = String::new();
         let _ = write!(
             line,
-            "\nRequest time {:.1} s: pool wait {}, third party {}, database {} (lock waits {}, queued for its CPU {}), other processes' CPU {}, application {}",
+            "\nRequest time {:.1} s: pool wait {}, third party {}, redis {}, database {} (lock waits {}, queued for its CPU {}), other processes' CPU {}, application {}",
             b.total,
             pct(b.pool_wait, b.total),
             pct(b.third_party, b.total),
+            pct(b.redis, b.total),
             pct(b.database, b.total),
             pct(b.lock_waits, b.total),
             pct(b.database_cpu, b.total),

@@ -76,6 +76,7 @@ async fn the_api_reports_red_per_route_and_its_layers() {
         ) >= Some(1.0)
     );
     assert!(text.contains("keel_http_requests_in_flight"));
+    assert!(sample(&text, r#"keel_redis_seconds_count{operation="cache_get"}"#) >= Some(1.0));
     assert!(text.contains(r#"keel_breaker_state{dependency="redis_cache"}"#));
 }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use redis::AsyncCommands;
 
 use super::{Cache, jitter};
+use crate::redis::Redis;
 
 /// How long a key stays fenced after a write: longer than any load can take (the default
 /// statement timeout is 5 s).
@@ -43,8 +44,9 @@ impl Cache {
             inner.stats.count_l2_error();
             return None;
         }
+        let mut conn = inner.redis.conn();
         let raw: redis::RedisResult<Option<Vec<u8>>> =
-            inner.redis.conn().get(self.l2_key(key)).await;
+            Redis::timed("cache_get", conn.get(self.l2_key(key))).await;
         match raw {
             Ok(raw) => {
                 inner.breaker.record_success();
@@ -73,12 +75,11 @@ impl Cache {
             }
             None => (vec![b'n'], inner.config.negative_ttl),
         };
-        let result: redis::RedisResult<i32> = SET_SCRIPT
-            .key(self.l2_key(key))
-            .arg(encoded)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut inner.redis.conn())
-            .await;
+        let mut conn = inner.redis.conn();
+        let mut invocation = SET_SCRIPT.key(self.l2_key(key));
+        invocation.arg(encoded).arg(ttl.as_millis() as u64);
+        let result: redis::RedisResult<i32> =
+            Redis::timed("cache_set", invocation.invoke_async(&mut conn)).await;
         match result {
             Ok(_) => inner.breaker.record_success(),
             Err(e) => {
@@ -108,7 +109,9 @@ impl Cache {
             .arg(self.channel())
             .arg(keys.join("\n"))
             .ignore();
-        let result: redis::RedisResult<()> = pipe.query_async(&mut inner.redis.conn()).await;
+        let mut conn = inner.redis.conn();
+        let result: redis::RedisResult<()> =
+            Redis::timed("cache_invalidate", pipe.query_async(&mut conn)).await;
         match result {
             Ok(()) => inner.breaker.record_success(),
             Err(e) => {

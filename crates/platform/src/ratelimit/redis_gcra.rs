@@ -33,12 +33,13 @@ pub(super) async fn check(
     policy: &Policy,
     key: &str,
 ) -> Result<Decision, InfraError> {
-    let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) = SCRIPT
-        .key(redis.key(&format!("rate:{}:{key}", policy.name)))
+    let mut conn = redis.conn();
+    let mut invocation = SCRIPT.key(redis.key(&format!("rate:{}:{key}", policy.name)));
+    invocation
         .arg(policy.quota.limit)
-        .arg(policy.quota.window.as_millis() as u64)
-        .invoke_async(&mut redis.conn())
-        .await?;
+        .arg(policy.quota.window.as_millis() as u64);
+    let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
+        Redis::timed("ratelimit", invocation.invoke_async(&mut conn)).await?;
     Ok(Decision {
         allowed: allowed == 1,
         limit: policy.quota.limit,
