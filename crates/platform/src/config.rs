@@ -24,6 +24,20 @@ pub struct DbConfig {
     )]
     pub read_url: Option<String>,
 
+    /// PostgreSQL URLs of streaming replicas, comma-separated. Reads that may be served by a
+    /// replica spread over the healthy ones; a read carrying a consistency token goes to one
+    /// that has replayed it, or to the primary.
+    #[arg(
+        long = "database-replica-urls",
+        env = "KEEL_DATABASE_REPLICA_URLS",
+        value_delimiter = ','
+    )]
+    pub replica_urls: Vec<String>,
+
+    /// A replica further behind the primary than this is skipped until it catches up.
+    #[arg(long, env = "KEEL_REPLICA_MAX_LAG", default_value = "5s", value_parser = parse_duration)]
+    pub replica_max_lag: Duration,
+
     /// Connections in the write pool.
     #[arg(long, env = "KEEL_DB_WRITE_POOL", default_value_t = 16)]
     pub write_pool: usize,

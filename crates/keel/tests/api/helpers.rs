@@ -56,6 +56,8 @@ pub fn test_config(database_url: String) -> Config {
         db: DbConfig {
             url: database_url,
             read_url: None,
+            replica_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
             write_pool: 8,
             read_pool: 8,
             acquire_timeout: Duration::from_secs(5),

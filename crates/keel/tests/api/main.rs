@@ -18,4 +18,5 @@ mod nats_server;
 mod orders;
 mod rate_limit;
 mod redis_server;
+mod replicas;
 mod saga;

@@ -1,15 +1,22 @@
 //! PostgreSQL: a write pool on the primary and a read pool, chosen per query by the caller.
 
 mod listen;
+mod lsn;
 mod migrate;
+mod replicas;
 
 pub use listen::Notifications;
+pub use lsn::{InvalidLsn, Lsn};
 
 pub use deadpool_postgres::{Object as Connection, Transaction};
 pub use migrate::{Migration, MigrationError, migrate};
 
+use std::{future::Future, sync::Arc, time::Duration};
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+use replicas::Replicas;
 
 use crate::{InfraError, config::DbConfig};
 
@@ -21,6 +28,7 @@ use crate::{InfraError, config::DbConfig};
 pub struct Db {
     write: Pool,
     read: Pool,
+    replicas: Arc<Replicas>,
     /// The primary's settings, for the dedicated connections LISTEN needs.
     primary: tokio_postgres::Config,
 }
@@ -41,6 +49,20 @@ impl Db {
             Some(url) => pool(url, "KEEL_DATABASE_READ_URL", config.read_pool, config)?,
             None => pool(&config.url, "KEEL_DATABASE_URL", config.read_pool, config)?,
         };
+        let replicas = config
+            .replica_urls
+            .iter()
+            .filter(|url| !url.trim().is_empty())
+            .map(|url| {
+                let pool = pool(
+                    url.trim(),
+                    "KEEL_DATABASE_REPLICA_URLS",
+                    config.read_pool,
+                    config,
+                )?;
+                Ok((replica_name(url.trim()), pool))
+            })
+            .collect::<Result<Vec<_>, DbConfigError>>()?;
         let primary = config
             .url
             .parse()
@@ -51,8 +73,51 @@ impl Db {
         Ok(Self {
             write,
             read,
+            replicas: Arc::new(Replicas::new(replicas, config.replica_max_lag)),
             primary,
         })
+    }
+
+    /// Runs `read` on a healthy replica that has replayed `token` (any healthy one without a
+    /// token), else on the primary. A replica that fails under it (down, connection lost) is
+    /// taken out and the read runs again on the primary: reads are safe to repeat.
+    pub async fn with_read<T, E>(
+        &self,
+        token: Option<Lsn>,
+        read: impl AsyncFn(&Connection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<InfraError>,
+    {
+        if let Some(replica) = self.replicas.pick(token) {
+            match acquire(&replica.pool, "replica").await {
+                Ok(connection) => {
+                    let result = read(&connection).await;
+                    if result.is_ok() || !connection.is_closed() {
+                        metrics::counter!("keel_db_reads_total", "target" => "replica")
+                            .increment(1);
+                        return result;
+                    }
+                    self.replicas.mark_down(replica);
+                }
+                Err(_) => self.replicas.mark_down(replica),
+            }
+        }
+        metrics::counter!("keel_db_reads_total", "target" => "primary").increment(1);
+        let connection = self.read().await?;
+        read(&connection).await
+    }
+
+    /// Checks every replica's health and lag every `interval`, for as long as it runs.
+    pub async fn watch_replicas(self, interval: Duration) {
+        if self.replicas.is_empty() {
+            return;
+        }
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            self.replicas.check(&self.write).await;
+        }
     }
 
     /// A connection to the primary, for writes and reads that must see them.
@@ -72,6 +137,32 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// The primary's WAL position after a commit on `client`: a consistency token a read can
+/// carry to see that write (a replica that has replayed it, or the primary, serves it).
+pub async fn wal_position(client: &Connection) -> Result<Lsn, InfraError> {
+    let row = client
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await?;
+    row.get::<_, &str>(0)
+        .parse()
+        .map_err(InfraError::unexpected)
+}
+
+/// `host:port` of a replica URL, for logs and metric labels (never its password).
+fn replica_name(url: &str) -> String {
+    url.parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| {
+            let host = match c.get_hosts().first()? {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            Some(format!("{host}:{port}"))
+        })
+        .unwrap_or_else(|| "replica".into())
 }
 
 /// Runs one statement (or a short group of them) under `statement`, recording its time in
@@ -146,6 +237,8 @@ mod tests {
         DbConfig {
             url: url.into(),
             read_url: None,
+            replica_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
             write_pool: 2,
             read_pool: 2,
             acquire_timeout: Duration::from_secs(1),
