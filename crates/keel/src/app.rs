@@ -148,6 +148,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
+        // Health and lag of the read replicas, if any are configured.
+        let replicas = tokio::spawn(self.db.clone().watch_replicas(REPLICA_CHECK));
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -155,10 +157,14 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         purge.abort();
+        replicas.abort();
         self.invalidations.abort();
         served
     }
 }
+
+/// How often each read replica's health and lag are checked.
+const REPLICA_CHECK: Duration = Duration::from_millis(250);
 
 /// Deletes expired idempotency keys every few minutes, in small batches.
 async fn purge_idempotency_keys(db: Db) {
