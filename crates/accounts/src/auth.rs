@@ -5,7 +5,7 @@ use axum::{
     extract::{FromRef, FromRequestParts},
     http::{HeaderMap, header, request::Parts},
 };
-use platform::{InfraError, http::Problem};
+use platform::{InfraError, db::Lsn, http::Problem};
 
 use crate::{Role, Sessions, UserId};
 
@@ -17,6 +17,8 @@ pub const COOKIE: &str = "keel_session";
 pub struct CurrentUser {
     pub id: UserId,
     pub role: Role,
+    /// The consistency token of the newest write made in this session.
+    pub seen: Option<Lsn>,
     pub(crate) token: String,
 }
 
@@ -64,12 +66,13 @@ pub async fn authenticate(
     Ok(sessions.find(token).await?.map(|session| CurrentUser {
         id: session.user_id,
         role: session.role,
+        seen: session.seen,
         token: token.to_owned(),
     }))
 }
 
 /// The bearer token, or else the session cookie.
-fn session_token(headers: &HeaderMap) -> Option<&str> {
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -4,6 +4,7 @@
 //! can serve any request. Other modules learn who is calling through [`CurrentUser`].
 
 mod auth;
+mod consistency;
 mod error;
 mod http;
 mod login;
@@ -13,7 +14,8 @@ pub mod seed;
 mod session;
 mod user;
 
-pub use auth::{COOKIE, CurrentUser, authenticate};
+pub use auth::{COOKIE, CurrentUser, authenticate, session_token};
+pub use consistency::ReadToken;
 pub use error::Error;
 pub use http::{ApiDoc, router};
 pub use login::{LoginRequest, LoginResponse, current_user, login, logout};

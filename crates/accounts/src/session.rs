@@ -2,11 +2,15 @@
 //!
 //! Redis holds only the SHA-256 of each token, so a copy of Redis grants no access. A login
 //! always issues a new token (no fixation); a logout deletes it.
+//!
+//! A session also remembers the consistency token of the newest write made with it (stored
+//! as `user role lsn`, the LSN in decimal), so that its reads see that write wherever they
+//! are served — read-your-writes across replicas, instances and browser tabs.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use platform::{InfraError, redis::Redis};
+use platform::{InfraError, db::Lsn, redis::Redis};
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
@@ -31,7 +35,25 @@ pub struct Sessions {
 pub struct Session {
     pub user_id: UserId,
     pub role: Role,
+    /// The consistency token of the newest write made in this session.
+    pub seen: Option<Lsn>,
 }
+
+/// Raises the session's remembered token, never lowers it (two writes may answer out of
+/// order), and keeps its TTL. Lua numbers are doubles: exact for LSNs below 2^53 (8 PiB of
+/// WAL).
+const REMEMBER_WRITE: &str = r"
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local user, role, seen = string.match(value, '^(%S+) (%S+) ?(%d*)$')
+if not user then return 0 end
+if seen ~= '' and tonumber(seen) >= tonumber(ARGV[1]) then return 1 end
+redis.call('SET', KEYS[1], user .. ' ' .. role .. ' ' .. ARGV[1], 'KEEPTTL')
+return 1
+";
+
+static REMEMBER_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(REMEMBER_WRITE));
 
 impl Sessions {
     pub fn new(redis: Redis, config: &SessionConfig) -> Self {
@@ -81,6 +103,16 @@ impl Sessions {
         Ok(value.as_deref().and_then(parse_value))
     }
 
+    /// Remembers that the session `token` opens made a write at `written_at` (a no-op for an
+    /// unknown session).
+    pub async fn remember_write(&self, token: &str, written_at: Lsn) -> Result<(), InfraError> {
+        let mut conn = self.redis.conn();
+        let mut invocation = REMEMBER_SCRIPT.key(self.key(token));
+        invocation.arg(written_at.0);
+        let _: i32 = Redis::timed("session_remember", invocation.invoke_async(&mut conn)).await?;
+        Ok(())
+    }
+
     /// Ends the session `token` opens.
     pub async fn revoke(&self, token: &str) -> Result<(), InfraError> {
         let mut conn = self.redis.conn();
@@ -98,10 +130,15 @@ fn generate_token_bytes() -> [u8; 32] {
 }
 
 fn parse_value(value: &str) -> Option<Session> {
-    let (id, role) = value.split_once(' ')?;
+    let mut parts = value.split(' ');
+    let (id, role, seen) = (parts.next()?, parts.next()?, parts.next());
     Some(Session {
         user_id: id.parse().ok()?,
         role: Role::parse(role)?,
+        seen: match seen {
+            Some(lsn) => Some(Lsn(lsn.parse().ok()?)),
+            None => None,
+        },
     })
 }
 
@@ -115,9 +152,19 @@ mod tests {
             parse_value("42 admin"),
             Some(Session {
                 user_id: 42,
-                role: Role::Admin
+                role: Role::Admin,
+                seen: None,
             })
         );
+        assert_eq!(
+            parse_value("42 customer 97189352"),
+            Some(Session {
+                user_id: 42,
+                role: Role::Customer,
+                seen: Some(Lsn(97_189_352)),
+            })
+        );
+        assert_eq!(parse_value("42 customer 0/5CB0FE8"), None);
         assert_eq!(parse_value("42"), None);
         assert_eq!(parse_value("x customer"), None);
         assert_eq!(parse_value("42 root"), None);

@@ -2,7 +2,11 @@
 //! invalidation every write that changes what it shows must call.
 
 use bytes::Bytes;
-use platform::{InfraError, cache::Cache, db::Db};
+use platform::{
+    InfraError,
+    cache::{Cache, Loaded},
+    db::{Db, Lsn},
+};
 
 use crate::{Error, ProductId, query};
 
@@ -19,28 +23,51 @@ impl ProductCache {
         &self.0
     }
 
-    /// The product's JSON, from the nearest layer that has it.
-    pub async fn get_json(&self, db: &Db, id: ProductId) -> Result<Bytes, Error> {
+    /// The product's JSON, from the nearest layer that has it and shows every write up to
+    /// the reader's `token`.
+    pub async fn get_json(
+        &self,
+        db: &Db,
+        token: Option<Lsn>,
+        id: ProductId,
+    ) -> Result<Bytes, Error> {
         let json = self
             .0
-            .get_or_load(&key(id), || async move {
-                match query::get_product(db, id).await {
-                    Ok(product) => serde_json::to_vec(&product)
-                        .map(|json| Some(Bytes::from(json)))
-                        .map_err(InfraError::unexpected),
-                    Err(Error::NotFound) => Ok(None),
-                    Err(Error::Infra(e)) => Err(e),
-                    Err(other) => Err(InfraError::unexpected(other)),
-                }
+            .get_or_load(&key(id), token, |at_least| async move {
+                let (product, as_of) = db
+                    .with_read_as_of(at_least, |client| async move {
+                        match query::fetch_product(&client, id).await {
+                            Ok(product) => Ok(Some(product)),
+                            Err(Error::NotFound) => Ok(None),
+                            Err(Error::Infra(e)) => Err(e),
+                            Err(other) => Err(InfraError::unexpected(other)),
+                        }
+                    })
+                    .await?;
+                let value = product
+                    .map(|product| serde_json::to_vec(&product).map(Bytes::from))
+                    .transpose()
+                    .map_err(InfraError::unexpected)?;
+                Ok(Loaded { value, as_of })
             })
             .await?;
         json.ok_or(Error::NotFound)
     }
 
     /// Call after a committed write changed what these products show (fields or stock).
-    pub async fn invalidate(&self, ids: impl IntoIterator<Item = ProductId>) {
+    /// With read replicas, the write's position goes with the invalidation, so no instance
+    /// refills its cache from a replica that has not replayed it yet.
+    pub async fn invalidate(&self, db: &Db, ids: impl IntoIterator<Item = ProductId>) {
         let keys: Vec<String> = ids.into_iter().map(key).collect();
-        self.0.invalidate(&keys).await;
+        let written_at = if db.has_replicas() {
+            db.consistency_token().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no WAL position for a cache invalidation");
+                Lsn::default()
+            })
+        } else {
+            Lsn::default()
+        };
+        self.0.invalidate(&keys, written_at).await;
     }
 }
 

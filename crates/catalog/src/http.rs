@@ -1,6 +1,6 @@
 //! The catalog routes: thin handlers over the service functions. Writes need an admin.
 
-use accounts::{CurrentUser, Sessions};
+use accounts::{CurrentUser, ReadToken, Sessions};
 use axum::{
     Router,
     extract::{FromRef, State},
@@ -42,10 +42,11 @@ pub struct ApiDoc;
     responses((status = 200, body = ProductPage), (status = 400, body = Problem)))]
 async fn list(
     State(catalog): State<Catalog>,
+    ReadToken(token): ReadToken,
     Query(filter): Query<ProductFilter>,
 ) -> Result<axum::Json<ProductPage>, Error> {
     Ok(axum::Json(
-        query::list_products(&catalog.db, &filter).await?,
+        query::list_products(&catalog.db, token, &filter).await?,
     ))
 }
 
@@ -54,9 +55,10 @@ async fn list(
     responses((status = 200, body = Product), (status = 404, body = Problem)))]
 async fn show(
     State(catalog): State<Catalog>,
+    ReadToken(token): ReadToken,
     Path(IdPath { id }): Path<IdPath>,
 ) -> Result<Response, Error> {
-    let json = catalog.products.get_json(&catalog.db, id).await?;
+    let json = catalog.products.get_json(&catalog.db, token, id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
@@ -96,7 +98,7 @@ async fn update(
     user.require_admin()?;
     let db = catalog.db.write().await?;
     let product = write::update_product(&db, id, &changes).await?;
-    catalog.products.invalidate([id]).await;
+    catalog.products.invalidate(&catalog.db, [id]).await;
     Ok(axum::Json(product))
 }
 
@@ -122,6 +124,6 @@ async fn set_stock(
     user.require_admin()?;
     let db = catalog.db.write().await?;
     let product = stock::set_stock(&db, id, change.on_hand).await?;
-    catalog.products.invalidate([id]).await;
+    catalog.products.invalidate(&catalog.db, [id]).await;
     Ok(axum::Json(product))
 }

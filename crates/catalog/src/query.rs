@@ -1,14 +1,25 @@
 //! Reading products: one by id, or a keyset page filtered by category and price.
 
-use platform::{db::Db, page::PageSize};
+use platform::{
+    db::{Connection, Db, Lsn},
+    page::PageSize,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{Category, Error, Money, Product, ProductId, product::COLUMNS};
 
-/// The product `id` with its stock, from the read pool.
-pub async fn get_product(db: &Db, id: ProductId) -> Result<Product, Error> {
-    let client = db.read().await?;
+/// The product `id` with its stock, from a replica that has `token` (or the primary).
+pub async fn get_product(db: &Db, token: Option<Lsn>, id: ProductId) -> Result<Product, Error> {
+    db.with_read(
+        token,
+        |client| async move { fetch_product(&client, id).await },
+    )
+    .await
+}
+
+/// The product `id` with its stock, on `client`.
+pub(crate) async fn fetch_product(client: &Connection, id: ProductId) -> Result<Product, Error> {
     let statement = client
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM catalog.products p JOIN catalog.stock s ON s.product_id = p.id
@@ -56,7 +67,11 @@ pub struct ProductPage {
 
 /// A keyset page of products. Each filter combination gets its own SQL text, so each gets a
 /// prepared plan that uses the index made for it: `(category, id)` or `(price_cents, id)`.
-pub async fn list_products(db: &Db, filter: &ProductFilter) -> Result<ProductPage, Error> {
+pub async fn list_products(
+    db: &Db,
+    token: Option<Lsn>,
+    filter: &ProductFilter,
+) -> Result<ProductPage, Error> {
     if let (Some(min), Some(max)) = (filter.min_price, filter.max_price) {
         if min > max {
             return Err(Error::InvalidFilter {
@@ -94,10 +109,16 @@ pub async fn list_products(db: &Db, filter: &ProductFilter) -> Result<ProductPag
     }
     sql.push_str(" ORDER BY p.id LIMIT $2");
 
-    let client = db.read().await?;
-    let statement = client.prepare_cached(&sql).await?;
-    let rows =
-        platform::db::timed("catalog.products_page", client.query(&statement, &params)).await?;
+    let (sql, params) = (&sql, &params);
+    let rows = db
+        .with_read(token, |client| async move {
+            let statement = client.prepare_cached(sql).await?;
+            Ok::<_, Error>(
+                platform::db::timed("catalog.products_page", client.query(&statement, params))
+                    .await?,
+            )
+        })
+        .await?;
     let items: Vec<Product> = rows.iter().map(Product::from_row).collect();
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|p| p.id))

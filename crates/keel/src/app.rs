@@ -16,7 +16,9 @@ use platform::{
 use tokio::net::TcpListener;
 
 use crate::{
-    Config, health,
+    Config,
+    consistency::{Consistency, issue_consistency_token},
+    health,
     limits::{Limits, rate_limit},
     openapi,
 };
@@ -84,9 +86,16 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             sessions: sessions.clone(),
             products,
         }))
-        .merge(health::router(db, redis.clone()))
+        .merge(health::router(db.clone(), redis.clone()))
         .merge(platform::metrics::router())
-        .merge(openapi::router());
+        .merge(openapi::router())
+        .layer(axum::middleware::from_fn_with_state(
+            Consistency {
+                db,
+                sessions: sessions.clone(),
+            },
+            issue_consistency_token,
+        ));
     let api = if config.rate_limits.rate_limit_off {
         api
     } else {

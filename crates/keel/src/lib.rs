@@ -6,6 +6,7 @@
 mod app;
 pub mod bench;
 mod config;
+mod consistency;
 pub mod diagnose;
 pub mod fake_payments;
 mod health;

@@ -1,6 +1,6 @@
 //! The orders routes: thin handlers over the service functions.
 
-use accounts::{CurrentUser, Sessions};
+use accounts::{CurrentUser, ReadToken, Sessions};
 use axum::{
     Router,
     extract::{FromRef, State},
@@ -86,10 +86,11 @@ async fn place_order(
 async fn list(
     State(orders): State<Orders>,
     user: CurrentUser,
+    ReadToken(token): ReadToken,
     Query(page): Query<OrderPageRequest>,
 ) -> Result<axum::Json<OrderPage>, Error> {
     Ok(axum::Json(
-        query::list_orders(&orders.db, user.id, &page).await?,
+        query::list_orders(&orders.db, token, user.id, &page).await?,
     ))
 }
 
@@ -100,9 +101,12 @@ async fn list(
 async fn show(
     State(orders): State<Orders>,
     user: CurrentUser,
+    ReadToken(token): ReadToken,
     Path(IdPath { id }): Path<IdPath>,
 ) -> Result<axum::Json<Order>, Error> {
-    Ok(axum::Json(query::get_order(&orders.db, user.id, id).await?))
+    Ok(axum::Json(
+        query::get_order(&orders.db, token, user.id, id).await?,
+    ))
 }
 
 /// Cancel one of the current user's orders, until it ships. The saga refunds the payment and

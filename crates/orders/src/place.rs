@@ -134,7 +134,7 @@ pub async fn place_order_once(
     .await;
     if outcome.is_ok() {
         products
-            .invalidate(request.lines.as_slice().iter().map(|l| l.product_id))
+            .invalidate(db, request.lines.as_slice().iter().map(|l| l.product_id))
             .await;
     }
     if let (Err(_), Some(pending)) = (&outcome, &pending) {

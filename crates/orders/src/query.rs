@@ -3,7 +3,7 @@
 
 use accounts::UserId;
 use platform::{
-    db::{Connection, Db},
+    db::{Connection, Db, Lsn},
     page::PageSize,
 };
 use serde::{Deserialize, Serialize};
@@ -65,8 +65,17 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<Order, Error> {
 
 /// The order `id`, if it belongs to `user_id`; another user's order is as absent as a
 /// missing one, so ids reveal nothing.
-pub async fn get_order(db: &Db, user_id: UserId, id: OrderId) -> Result<Order, Error> {
-    fetch_one(&db.read().await?, Some(user_id), id).await
+/// Read on a replica that has `token` (the caller's newest write), or on the primary.
+pub async fn get_order(
+    db: &Db,
+    token: Option<Lsn>,
+    user_id: UserId,
+    id: OrderId,
+) -> Result<Order, Error> {
+    db.with_read(token, |client| async move {
+        fetch_one(&client, Some(user_id), id).await
+    })
+    .await
 }
 
 /// The order `id` of `user_id` as the primary has it, for the request that just changed it.
@@ -121,22 +130,28 @@ pub struct OrderPage {
 /// The orders of `user_id`, newest first, in keyset pages over `(user_id, id DESC)`.
 pub async fn list_orders(
     db: &Db,
+    token: Option<Lsn>,
     user_id: UserId,
     page: &OrderPageRequest,
 ) -> Result<OrderPage, Error> {
     let limit = page.limit.unwrap_or_default().get();
     let before = page.after.unwrap_or(i64::MAX);
-    let client = db.read().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "{SELECT} WHERE o.user_id = $1 AND o.id < $2 ORDER BY o.id DESC LIMIT $3"
-        ))
+    let rows = db
+        .with_read(token, |client| async move {
+            let statement = client
+                .prepare_cached(&format!(
+                    "{SELECT} WHERE o.user_id = $1 AND o.id < $2 ORDER BY o.id DESC LIMIT $3"
+                ))
+                .await?;
+            Ok::<_, Error>(
+                platform::db::timed(
+                    "orders.orders_page",
+                    client.query(&statement, &[&user_id, &before, &limit]),
+                )
+                .await?,
+            )
+        })
         .await?;
-    let rows = platform::db::timed(
-        "orders.orders_page",
-        client.query(&statement, &[&user_id, &before, &limit]),
-    )
-    .await?;
     let items = rows
         .iter()
         .map(order_from_row)

@@ -11,6 +11,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use platform::{cache::Loaded, db::Lsn};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -82,10 +83,16 @@ async fn concurrent_misses_of_a_slow_load_wait_for_the_one_load() {
         let (cache, calls) = (cache.clone(), calls.clone());
         async move {
             cache
-                .get_or_load("slow-key", || async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    Ok(Some(Bytes::from_static(b"{\"v\":1}")))
+                .get_or_load("slow-key", None, |_| {
+                    let calls = calls.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok(Loaded {
+                            value: Some(Bytes::from_static(b"{\"v\":1}")),
+                            as_of: Lsn(0),
+                        })
+                    }
                 })
                 .await
                 .unwrap()
@@ -216,7 +223,12 @@ async fn reads_survive_redis_dying_and_the_cache_recovers() {
     for n in 0.. {
         let key = format!("probe-{n}");
         app.cache
-            .get_or_load(&key, || async { Ok(Some(Bytes::from_static(b"1"))) })
+            .get_or_load(&key, None, |_| async {
+                Ok(Loaded {
+                    value: Some(Bytes::from_static(b"1")),
+                    as_of: Lsn(0),
+                })
+            })
             .await
             .unwrap();
         if in_l2(format!("{}cache:{key}", config.redis.key_prefix)).await {
@@ -237,4 +249,69 @@ async fn reads_survive_redis_dying_and_the_cache_recovers() {
     );
     assert!(in_l2(format!("{}cache:product:{fresh}", config.redis.key_prefix)).await);
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+}
+
+/// A load of `key` that answers `value` as of `as_of`, and tells what it was asked for.
+async fn load_as_of(
+    cache: &platform::cache::Cache,
+    key: &str,
+    token: Option<Lsn>,
+    value: &'static str,
+    as_of: u64,
+) -> (String, Option<Option<Lsn>>) {
+    let asked = std::sync::Mutex::new(None);
+    let got = cache
+        .get_or_load(key, token, |at_least| {
+            *asked.lock().unwrap() = Some(at_least);
+            async move {
+                Ok(Loaded {
+                    value: Some(Bytes::from_static(value.as_bytes())),
+                    as_of: Lsn(as_of),
+                })
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let asked = *asked.lock().unwrap();
+    (String::from_utf8(got.to_vec()).unwrap(), asked)
+}
+
+#[tokio::test]
+async fn an_entry_older_than_the_readers_token_is_loaded_past() {
+    let app = spawn_app().await;
+    let cache = &app.cache;
+    assert_eq!(
+        load_as_of(cache, "k", None, "old", 10).await,
+        ("old".into(), Some(None))
+    );
+    // Hits while the reader's write is in the entry...
+    assert_eq!(
+        load_as_of(cache, "k", Some(Lsn(10)), "x", 99).await,
+        ("old".into(), None)
+    );
+    // ...a newer write is loaded past it, at a source that has it, and replaces it.
+    assert_eq!(
+        load_as_of(cache, "k", Some(Lsn(20)), "new", 25).await,
+        ("new".into(), Some(Some(Lsn(20))))
+    );
+    assert_eq!(
+        load_as_of(cache, "k", None, "x", 99).await,
+        ("new".into(), None)
+    );
+    assert_eq!(
+        load_as_of(cache, "k", Some(Lsn(25)), "x", 99).await,
+        ("new".into(), None)
+    );
+
+    // After an invalidation, every load asks for a source that has the invalidating write.
+    cache.invalidate(&["k".to_owned()], Lsn(50)).await;
+    assert_eq!(
+        load_as_of(cache, "k", None, "newest", 50).await,
+        ("newest".into(), Some(Some(Lsn(50))))
+    );
+    assert_eq!(
+        load_as_of(cache, "other", Some(Lsn(60)), "o", 60).await,
+        ("o".into(), Some(Some(Lsn(60))))
+    );
 }

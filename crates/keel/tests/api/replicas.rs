@@ -1,15 +1,19 @@
-//! Read replicas against clusters of the test's own (`scripts/replica.sh`): reads go to a
-//! healthy replica, a read carrying a consistency token goes where that write is visible, and
-//! a replica that dies under traffic costs no failed read.
+//! Read replicas against clusters of the test's own (`scripts/replica.sh`), through the API:
+//! reads go to a healthy replica, a read that carries its session's (or a header's)
+//! consistency token sees that write, and a replica that dies under traffic costs no failed
+//! request.
 
 use std::{path::PathBuf, time::Duration};
 
-use platform::{
-    InfraError,
-    db::{Connection, Db, Lsn, wal_position},
-};
+use futures_util::future::join_all;
+use platform::db::Lsn;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
-use crate::keel_process::free_port;
+use crate::{
+    helpers::{TestApp, body, spawn_app_with, test_config},
+    keel_process::free_port,
+};
 
 /// A PostgreSQL cluster made by scripts/replica.sh, stopped and removed on drop.
 struct Cluster {
@@ -72,14 +76,6 @@ async fn execute(url: &str, sql: &str) {
     client.batch_execute(sql).await.unwrap();
 }
 
-/// Where a read ran: `true` on a replica.
-async fn on_replica(db: &Db, token: Option<Lsn>) -> Result<bool, InfraError> {
-    db.with_read(token, async |c: &Connection| {
-        Ok::<_, InfraError>(c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0))
-    })
-    .await
-}
-
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !check().await {
@@ -88,88 +84,218 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The product's price in the product list as this caller sees it (an uncached read).
+async fn listed_price(app: &TestApp, id: i64, session: Option<&str>, header: Option<&str>) -> i64 {
+    let mut request = app.client.get(app.url("/products?limit=100"));
+    if let Some(session) = session {
+        request = request.bearer_auth(session);
+    }
+    if let Some(token) = header {
+        request = request.header("x-consistency-token", token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .map_or(-1, |p| p["price_cents"].as_i64().unwrap())
+}
+
+async fn my_order_count(app: &TestApp, session: &str, header: Option<&str>) -> usize {
+    let mut request = app.client.get(app.url("/orders")).bearer_auth(session);
+    if let Some(token) = header {
+        request = request.header("x-consistency-token", token);
+    }
+    let page: Value = request.send().await.unwrap().json().await.unwrap();
+    page["items"].as_array().unwrap().len()
+}
+
+/// Tells whether a read is served by the replica: with replay paused, the price changes on
+/// the primary behind the API's back (so no token covers it), and the read sees the old one.
+struct Probe<'a> {
+    app: &'a TestApp,
+    id: i64,
+    shop: &'a str,
+    replica: &'a str,
+}
+
+impl Probe<'_> {
+    async fn read(&self, session: Option<&str>, price: &mut i64) -> bool {
+        execute(self.replica, "SELECT pg_wal_replay_pause()").await;
+        *price += 1;
+        let sql = format!(
+            "UPDATE catalog.products SET price_cents = {price} WHERE id = {}",
+            self.id
+        );
+        execute(self.shop, &sql).await;
+        let seen = listed_price(self.app, self.id, session, None).await;
+        execute(self.replica, "SELECT pg_wal_replay_resume()").await;
+        seen < *price
+    }
+}
+
 #[tokio::test]
-async fn reads_follow_tokens_to_where_the_write_is_visible_and_survive_a_dead_replica() {
+async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() {
     let primary = Cluster::new("primary", None);
     execute(&primary.url("keel", "postgres"), "CREATE DATABASE shop").await;
-    execute(&primary.url("keel", "shop"), "CREATE TABLE notes (id int)").await;
     let replica = Cluster::new("replica", Some(primary.port));
+    let mut config = test_config(primary.url("keel", "shop"));
+    config.db.replica_urls = vec![replica.url("keel", "shop")];
+    config.db.acquire_timeout = Duration::from_millis(500);
+    // Paused replay must not count as lag here; the lag bound has its own instance below.
+    config.db.replica_max_lag = Duration::from_secs(300);
+    let app = spawn_app_with(config).await;
+    let (shop, replica_admin) = (primary.url("keel", "shop"), replica.url("postgres", "shop"));
 
-    let mut config = crate::helpers::test_config(primary.url("keel", "shop")).db;
-    config.replica_urls = vec![replica.url("keel", "shop")];
-    config.acquire_timeout = Duration::from_millis(500);
-    let db = Db::connect(&config).unwrap();
-    let watch = tokio::spawn(db.clone().watch_replicas(Duration::from_millis(100)));
+    let admin = app.admin().await;
+    let id = app.product(&admin, 1000, 50).await;
+    // The replica is in use once an anonymous read stops seeing a write replay has not reached.
+    execute(&replica_admin, "SELECT pg_wal_replay_pause()").await;
+    execute(
+        &shop,
+        &format!("UPDATE catalog.products SET price_cents = 1100 WHERE id = {id}"),
+    )
+    .await;
     eventually("reads reach the replica", async || {
-        on_replica(&db, None).await.unwrap()
+        listed_price(&app, id, None, None).await == 1000
     })
     .await;
 
-    // Replay paused: a write's token sends its reads to the primary; reads without one stay on
-    // the replica, which does not have the write.
-    execute(
-        &replica.url("postgres", "shop"),
-        "SELECT pg_wal_replay_pause()",
-    )
-    .await;
-    let write = db.write().await.unwrap();
-    write
-        .execute("INSERT INTO notes VALUES (1)", &[])
-        .await
-        .unwrap();
-    let token = wal_position(&write).await.unwrap();
-    drop(write);
-    let count = async |token: Option<Lsn>| {
-        db.with_read(token, async |c: &Connection| {
-            let row = c.query_one("SELECT count(*) FROM notes", &[]).await?;
-            Ok::<_, InfraError>(row.get::<_, i64>(0))
-        })
-        .await
+    // Replay paused: the admin's write answers with a token and the session remembers it.
+    let update = app
+        .send_json(
+            Method::PATCH,
+            &format!("/products/{id}"),
+            &admin,
+            &json!({ "price_cents": 1500 }),
+        )
+        .await;
+    assert_eq!(update.status(), StatusCode::OK);
+    let token = update.headers()["x-consistency-token"]
+        .to_str()
         .unwrap()
-    };
+        .to_owned();
+    token.parse::<Lsn>().expect("the token is a WAL position");
     for _ in 0..5 {
-        assert!(!on_replica(&db, Some(token)).await.unwrap());
-        assert_eq!(count(Some(token)).await, 1, "the writer sees its write");
-        assert!(on_replica(&db, None).await.unwrap());
         assert_eq!(
-            count(None).await,
-            0,
-            "the paused replica has not replayed it"
+            listed_price(&app, id, Some(&admin), None).await,
+            1500,
+            "the writer sees its write"
+        );
+        assert_eq!(
+            listed_price(&app, id, None, None).await,
+            1000,
+            "no token: the paused replica"
+        );
+        assert_eq!(
+            listed_price(&app, id, None, Some(&token)).await,
+            1500,
+            "the header's token"
         );
     }
-    execute(
-        &replica.url("postgres", "shop"),
-        "SELECT pg_wal_replay_resume()",
-    )
-    .await;
-    eventually("the token's reads return to the replica", async || {
-        on_replica(&db, Some(token)).await.unwrap()
-    })
-    .await;
-    assert_eq!(count(Some(token)).await, 1);
-
-    // The replica dies under traffic: no read fails.
-    let reads = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            for _ in 0..400 {
-                on_replica(&db, None).await.expect("no read fails");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    replica.stop();
-    reads.await.unwrap();
-    assert!(
-        !on_replica(&db, None).await.unwrap(),
-        "reads on the primary"
+    // The cached read too, in the session and for everyone (the cache never refills from a
+    // replica behind the invalidating write).
+    assert_eq!(
+        body(app.get(&format!("/products/{id}"), Some(&admin)).await).await["price_cents"],
+        1500
+    );
+    assert_eq!(
+        body(app.get(&format!("/products/{id}"), None).await).await["price_cents"],
+        1500
     );
 
-    replica.start();
-    eventually("the restarted replica is used again", async || {
-        on_replica(&db, None).await.unwrap()
+    // A customer's order is in their own session's reads, not in another session's until
+    // replay reaches it, unless that one brings the token.
+    let email = app.register().await;
+    let customer = app.login(&email).await;
+    let placed = app.order(&customer, id, 1).await;
+    assert_eq!(placed.status(), StatusCode::ACCEPTED);
+    let order_token = placed.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(my_order_count(&app, &customer, None).await, 1);
+    let other_tab = app.login(&email).await;
+    assert_eq!(
+        my_order_count(&app, &other_tab, None).await,
+        0,
+        "the lagging replica"
+    );
+    assert_eq!(
+        my_order_count(&app, &other_tab, Some(&order_token)).await,
+        1
+    );
+    let bad = app
+        .client
+        .get(app.url("/orders"))
+        .bearer_auth(&other_tab)
+        .header("x-consistency-token", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    let problem = crate::helpers::problem(bad, StatusCode::BAD_REQUEST).await;
+    assert_eq!(crate::helpers::field(&problem), "x-consistency-token");
+
+    // Replay resumes: once the replica has the session's write, its reads go there again.
+    execute(&replica_admin, "SELECT pg_wal_replay_resume()").await;
+    let replica_serves = Probe {
+        app: &app,
+        id,
+        shop: &shop,
+        replica: &replica_admin,
+    };
+    let mut price = 1500;
+    eventually("the session's reads return to the replica", async || {
+        replica_serves.read(Some(&admin), &mut price).await
     })
     .await;
-    watch.abort();
+
+    // The replica dies under traffic: no request fails, and reads move to the primary.
+    let reads = join_all((0..4).map(|_| async {
+        for _ in 0..60 {
+            assert!(
+                listed_price(&app, id, None, None).await > 0,
+                "no request fails"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        replica.stop();
+    };
+    tokio::join!(reads, stop);
+    assert_eq!(
+        listed_price(&app, id, None, None).await,
+        price,
+        "the primary serves"
+    );
+
+    // Restarted, it is used again.
+    replica.start();
+    eventually("the restarted replica is used again", async || {
+        replica_serves.read(None, &mut price).await
+    })
+    .await;
+
+    // An instance with a tight lag bound stops reading from a replica that falls behind it.
+    let mut strict = test_config(primary.url("keel", "shop"));
+    strict.db.replica_urls = vec![replica.url("keel", "shop")];
+    strict.db.replica_max_lag = Duration::from_millis(500);
+    let strict = spawn_app_with(strict).await;
+    execute(&replica_admin, "SELECT pg_wal_replay_pause()").await;
+    price += 1;
+    execute(
+        &shop,
+        &format!("UPDATE catalog.products SET price_cents = {price} WHERE id = {id}"),
+    )
+    .await;
+    eventually("a lagging replica is skipped", async || {
+        listed_price(&strict, id, None, None).await == price
+    })
+    .await;
+    execute(&replica_admin, "SELECT pg_wal_replay_resume()").await;
 }

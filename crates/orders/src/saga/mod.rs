@@ -294,7 +294,7 @@ impl Saga {
             tx.commit().await?;
             record_finished(order, "cancelled");
             self.products
-                .invalidate(order.lines.iter().map(|l| l.product_id))
+                .invalidate(&self.db, order.lines.iter().map(|l| l.product_id))
                 .await;
         }
         Ok(None)

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::{Cache, CacheMode};
+use crate::db::Lsn;
 
 impl Cache {
     /// Starts the listener and waits up to `wait` for its first subscription, so that an
@@ -45,10 +46,17 @@ impl Cache {
                         tracing::info!(channel, "listening for cache invalidations");
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
-                            let Ok(keys) = message.get_payload::<String>() else {
+                            let Ok(payload) = message.get_payload::<String>() else {
                                 continue;
                             };
-                            for key in keys.lines() {
+                            // The write's token first, then one key per line.
+                            let mut lines = payload.lines();
+                            if let Some(written_at) =
+                                lines.next().and_then(|lsn| lsn.parse::<u64>().ok())
+                            {
+                                self.written_at(Lsn(written_at));
+                            }
+                            for key in lines {
                                 self.invalidate_l1(key).await;
                             }
                         }

@@ -1,7 +1,8 @@
 //! The Redis layer: reads, fenced writes, and the fence-and-publish of an invalidation.
 //!
-//! An entry is one byte of kind, then the value: `v<json>` a value, `n` "not found", `f` a
-//! fence. An invalidation writes a fence for [`FENCE`]; a load that read the source before
+//! An entry is one byte of kind, the source position it was loaded at (8 bytes, big endian),
+//! then the value: `V<as_of><json>` a value, `N<as_of>` "not found", `f` a fence. (Entries of
+//! the earlier format, `v`/`n` without a position, read as misses.) An invalidation writes a fence for [`FENCE`]; a load that read the source before
 //! the write cannot put its stale value over the fence, because the set is a script that
 //! leaves fences alone. Reads treat a fence as a miss.
 
@@ -10,8 +11,8 @@ use std::{sync::LazyLock, time::Duration};
 use bytes::Bytes;
 use redis::AsyncCommands;
 
-use super::{Cache, jitter};
-use crate::redis::Redis;
+use super::{Cache, Entry, jitter};
+use crate::{db::Lsn, redis::Redis};
 
 /// How long a key stays fenced after a write: longer than any load can take (the default
 /// statement timeout is 5 s).
@@ -38,7 +39,7 @@ impl Cache {
     }
 
     /// `Some(entry)` on a hit; `None` on a miss, a fence, or Redis failing.
-    pub(super) async fn l2_get(&self, key: &str) -> Option<Option<Bytes>> {
+    pub(super) async fn l2_get(&self, key: &str) -> Option<Entry> {
         let inner = &self.inner;
         if !inner.breaker.allow() {
             inner.stats.count_l2_error();
@@ -61,20 +62,16 @@ impl Cache {
         }
     }
 
-    pub(super) async fn l2_set(&self, key: &str, value: Option<&Bytes>) {
+    pub(super) async fn l2_set(&self, key: &str, entry: &Entry) {
         let inner = &self.inner;
         if !inner.breaker.allow() {
             return;
         }
-        let (encoded, ttl) = match value {
-            Some(bytes) => {
-                let mut encoded = Vec::with_capacity(bytes.len() + 1);
-                encoded.push(b'v');
-                encoded.extend_from_slice(bytes);
-                (encoded, jitter(inner.config.l2_ttl, key))
-            }
-            None => (vec![b'n'], inner.config.negative_ttl),
+        let ttl = match entry.value {
+            Some(_) => jitter(inner.config.l2_ttl, key),
+            None => inner.config.negative_ttl,
         };
+        let encoded = encode(entry);
         let mut conn = inner.redis.conn();
         let mut invocation = SET_SCRIPT.key(self.l2_key(key));
         invocation.arg(encoded).arg(ttl.as_millis() as u64);
@@ -91,7 +88,7 @@ impl Cache {
     }
 
     /// Fences `keys` in Redis and tells every instance to drop them from L1, in one round trip.
-    pub(super) async fn l2_fence_and_publish(&self, keys: &[String]) {
+    pub(super) async fn l2_fence_and_publish(&self, keys: &[String], written_at: Lsn) {
         let inner = &self.inner;
         if keys.is_empty() || !inner.breaker.allow() {
             return;
@@ -105,9 +102,10 @@ impl Cache {
                 .arg(FENCE.as_millis() as u64)
                 .ignore();
         }
+        // The write's token on the first line, then the keys.
         pipe.cmd("PUBLISH")
             .arg(self.channel())
-            .arg(keys.join("\n"))
+            .arg(format!("{}\n{}", written_at.0, keys.join("\n")))
             .ignore();
         let mut conn = inner.redis.conn();
         let result: redis::RedisResult<()> =
@@ -123,13 +121,29 @@ impl Cache {
     }
 }
 
-fn decode(raw: Option<Vec<u8>>) -> Option<Option<Bytes>> {
+fn encode(entry: &Entry) -> Vec<u8> {
+    let value = entry.value.as_deref().unwrap_or_default();
+    let mut encoded = Vec::with_capacity(9 + value.len());
+    encoded.push(if entry.value.is_some() { b'V' } else { b'N' });
+    encoded.extend_from_slice(&entry.as_of.0.to_be_bytes());
+    encoded.extend_from_slice(value);
+    encoded
+}
+
+fn decode(raw: Option<Vec<u8>>) -> Option<Entry> {
     let raw = raw?;
-    match raw.first() {
-        Some(b'v') => Some(Some(Bytes::from(raw).slice(1..))),
-        Some(b'n') => Some(None),
-        _ => None,
-    }
+    let kind = *raw.first()?;
+    let as_of = Lsn(u64::from_be_bytes(raw.get(1..9)?.try_into().ok()?));
+    let value = match kind {
+        b'V' => Some(Bytes::from(raw).slice(9..)),
+        b'N' => None,
+        _ => return None,
+    };
+    Some(Entry {
+        value,
+        as_of,
+        racing_write: false,
+    })
 }
 
 #[cfg(test)]
@@ -137,13 +151,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_decode_by_their_kind_byte() {
-        assert_eq!(
-            decode(Some(b"v{}".to_vec())),
-            Some(Some(Bytes::from_static(b"{}")))
+    fn entries_round_trip_with_their_position() {
+        for value in [Some(Bytes::from_static(b"{}")), None] {
+            let entry = Entry {
+                value: value.clone(),
+                as_of: Lsn(0x16_B374_D848),
+                racing_write: false,
+            };
+            let back = decode(Some(encode(&entry))).unwrap();
+            assert_eq!((back.value, back.as_of), (value, entry.as_of));
+        }
+    }
+
+    #[test]
+    fn fences_and_garbage_are_misses() {
+        assert!(decode(Some(b"f".to_vec())).is_none(), "a fence is a miss");
+        assert!(
+            decode(Some(b"V{}".to_vec())).is_none(),
+            "too short for a position"
         );
-        assert_eq!(decode(Some(b"n".to_vec())), Some(None));
-        assert_eq!(decode(Some(b"f".to_vec())), None, "a fence is a miss");
-        assert_eq!(decode(None), None);
+        assert!(
+            decode(Some(b"v{\"id\":12345}".to_vec())).is_none(),
+            "the old format"
+        );
+        assert!(decode(None).is_none());
     }
 }

@@ -7,6 +7,10 @@
 //! - TTLs carry ±10 % jitter so keys written together do not expire together.
 //! - [`Cache::invalidate`] drops the key from this instance's L1, fences it in Redis and
 //!   publishes it; every instance's listener drops it from its own L1 ([`invalidation`]).
+//! - Read replicas: an invalidation carries its write's consistency token, and every later
+//!   load asks for a source at least that new, so a lagging replica cannot put the old value
+//!   back. Each entry remembers how new its source was (`as_of`); a reader whose own token
+//!   is newer than an entry loads past it, so nobody is shown an older state than they wrote.
 //! - Redis down or slow costs at most one short timeout: a breaker then skips L2 and reads
 //!   go to L1 and the source until Redis answers again.
 
@@ -30,7 +34,7 @@ use std::{
 use bytes::Bytes;
 use moka::{future::Cache as Moka, policy::Expiry};
 
-use crate::{InfraError, breaker::Breaker, redis::Redis};
+use crate::{InfraError, breaker::Breaker, db::Lsn, redis::Redis};
 
 /// A handle on the layered cache: cheap to clone, clones share everything.
 #[derive(Clone)]
@@ -55,14 +59,34 @@ struct Inner {
     /// Bumped by every invalidation this instance learns of. A load that saw it change was
     /// racing a write, so its result is served but not cached.
     epoch: AtomicU64,
+    /// The newest consistency token of any invalidation this instance learnt of: loads ask
+    /// for a source that has it, so none refills the cache from before that write.
+    fresh_after: AtomicU64,
+}
+
+/// What a load found at the source, and how new the source's state was.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The value's bytes, or `None` when the source has no such value.
+    pub value: Option<Bytes>,
+    /// Every write whose consistency token is at most this is reflected in `value`.
+    pub as_of: Lsn,
 }
 
 /// What a layer holds for a key: the value's bytes, or that there is no such value.
 #[derive(Clone, Debug)]
 struct Entry {
     value: Option<Bytes>,
+    as_of: Lsn,
     /// Loaded while an invalidation arrived: expires at once instead of being kept.
     racing_write: bool,
+}
+
+impl Entry {
+    /// Whether this entry shows every write up to `token`.
+    fn serves(&self, token: Option<Lsn>) -> bool {
+        token.is_none_or(|token| self.as_of >= token)
+    }
 }
 
 struct EntryExpiry {
@@ -97,6 +121,7 @@ impl Cache {
                 redis,
                 stats: CacheStats::default(),
                 epoch: AtomicU64::new(0),
+                fresh_after: AtomicU64::new(0),
             }),
         }
     }
@@ -111,73 +136,111 @@ impl Cache {
 
     /// The value of `key` from the nearest layer that has it, or from `load`; `None` when
     /// `load` found nothing (and that too is cached, briefly).
-    pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> Result<Option<Bytes>, InfraError>
+    ///
+    /// `token` is the reader's consistency token: an entry older than it is passed over.
+    /// `load` is given the token its source must have replayed.
+    pub async fn get_or_load<F, Fut>(
+        &self,
+        key: &str,
+        token: Option<Lsn>,
+        load: F,
+    ) -> Result<Option<Bytes>, InfraError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Bytes>, InfraError>>,
+        F: Fn(Option<Lsn>) -> Fut,
+        Fut: Future<Output = Result<Loaded, InfraError>>,
     {
         let inner = &self.inner;
         match inner.config.mode {
             CacheMode::Off => {
                 inner.stats.count_load();
-                load().await
+                Ok(load(token).await?.value)
             }
-            CacheMode::Redis => Ok(self.load_through_l2(key, load).await?.value),
+            CacheMode::Redis => Ok(self.load_through_l2(key, token, &load).await?.value),
             CacheMode::Layered => {
-                if let Some(entry) = inner.l1.get(key).await {
-                    inner.stats.count_l1_hit();
+                let entry = match inner.l1.get(key).await {
+                    Some(entry) if entry.serves(token) => {
+                        inner.stats.count_l1_hit();
+                        return Ok(entry.value);
+                    }
+                    Some(entry) => entry,
+                    None => inner
+                        .l1
+                        .try_get_with(key.to_owned(), self.load_through_l2(key, token, &load))
+                        .await
+                        .map_err(shared_error)?,
+                };
+                if entry.serves(token) {
                     return Ok(entry.value);
                 }
-                inner
-                    .l1
-                    .try_get_with(key.to_owned(), self.load_through_l2(key, load))
-                    .await
-                    .map(|entry| entry.value)
-                    .map_err(shared_error)
+                // Older than the reader's own write (a hit from before it, or a load another
+                // reader started): loaded past, and the newer entry replaces it for everyone.
+                let newer = self.load_through_l2(key, token, &load).await?;
+                if !newer.racing_write {
+                    inner.l1.insert(key.to_owned(), newer.clone()).await;
+                }
+                Ok(newer.value)
             }
         }
     }
 
     /// L2, then the source; fills L2 unless a write raced the load.
-    async fn load_through_l2<F, Fut>(&self, key: &str, load: F) -> Result<Entry, InfraError>
+    async fn load_through_l2<F, Fut>(
+        &self,
+        key: &str,
+        token: Option<Lsn>,
+        load: &F,
+    ) -> Result<Entry, InfraError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Bytes>, InfraError>>,
+        F: Fn(Option<Lsn>) -> Fut,
+        Fut: Future<Output = Result<Loaded, InfraError>>,
     {
         let inner = &self.inner;
         let epoch = inner.epoch.load(Ordering::Acquire);
-        if let Some(value) = self.l2_get(key).await {
+        if let Some(entry) = self.l2_get(key).await
+            && entry.serves(token)
+        {
             inner.stats.count_l2_hit();
-            return Ok(Entry {
-                value,
-                racing_write: false,
-            });
+            return Ok(entry);
         }
         inner.stats.count_load();
-        let value = load().await?;
-        let racing_write = inner.epoch.load(Ordering::Acquire) != epoch;
-        if !racing_write {
-            self.l2_set(key, value.as_ref()).await;
+        let fresh_after = Lsn(inner.fresh_after.load(Ordering::Acquire));
+        let at_least = token.map_or(fresh_after, |token| token.max(fresh_after));
+        let loaded = load((at_least > Lsn(0)).then_some(at_least)).await?;
+        let entry = Entry {
+            value: loaded.value,
+            as_of: loaded.as_of,
+            racing_write: inner.epoch.load(Ordering::Acquire) != epoch,
+        };
+        if !entry.racing_write {
+            self.l2_set(key, &entry).await;
         }
-        Ok(Entry {
-            value,
-            racing_write,
-        })
+        Ok(entry)
     }
 
     /// Drops `keys` everywhere: this L1 now, L2 and every other instance's L1 through Redis.
     /// A write has already committed when this runs, so a failure is logged, not returned:
     /// the other instances' L1 then expires within `l1_ttl`.
-    pub async fn invalidate(&self, keys: &[String]) {
+    ///
+    /// `written_at` is the write's consistency token (zero without read replicas): loads
+    /// after it, here and on every instance that hears of it, read a source that has it.
+    pub async fn invalidate(&self, keys: &[String], written_at: Lsn) {
         let inner = &self.inner;
+        self.written_at(written_at);
         inner.epoch.fetch_add(1, Ordering::AcqRel);
         for key in keys {
             inner.l1.invalidate(key).await;
         }
         inner.stats.count_invalidations(keys.len());
         if inner.config.mode != CacheMode::Off {
-            self.l2_fence_and_publish(keys).await;
+            self.l2_fence_and_publish(keys, written_at).await;
         }
+    }
+
+    /// Loads from now on need a source that has replayed `written_at`.
+    fn written_at(&self, written_at: Lsn) {
+        self.inner
+            .fresh_after
+            .fetch_max(written_at.0, Ordering::AcqRel);
     }
 
     /// Forgets everything this instance holds in L1 (after missed invalidations).

@@ -81,18 +81,21 @@ impl Db {
     /// Runs `read` on a healthy replica that has replayed `token` (any healthy one without a
     /// token), else on the primary. A replica that fails under it (down, connection lost) is
     /// taken out and the read runs again on the primary: reads are safe to repeat.
-    pub async fn with_read<T, E>(
-        &self,
-        token: Option<Lsn>,
-        read: impl AsyncFn(&Connection) -> Result<T, E>,
-    ) -> Result<T, E>
+    ///
+    /// `read` gets the connection by value (shared, so this can still tell afterwards whether
+    /// it died): a closure over a borrowed connection would need higher-ranked lifetimes,
+    /// which rustc cannot yet prove `Send` for inside an axum handler.
+    pub async fn with_read<T, E, F, Fut>(&self, token: Option<Lsn>, read: F) -> Result<T, E>
     where
+        F: Fn(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
         E: From<InfraError>,
     {
         if let Some(replica) = self.replicas.pick(token) {
             match acquire(&replica.pool, "replica").await {
                 Ok(connection) => {
-                    let result = read(&connection).await;
+                    let connection = Arc::new(connection);
+                    let result = read(connection.clone()).await;
                     if result.is_ok() || !connection.is_closed() {
                         metrics::counter!("keel_db_reads_total", "target" => "replica")
                             .increment(1);
@@ -104,8 +107,42 @@ impl Db {
             }
         }
         metrics::counter!("keel_db_reads_total", "target" => "primary").increment(1);
-        let connection = self.read().await?;
-        read(&connection).await
+        read(Arc::new(self.read().await?)).await
+    }
+
+    /// [`Db::with_read`], also telling how new the state it read is: every write whose
+    /// consistency token is at most the returned position is visible in it. A cache keeps
+    /// this with what it stores, to know whether an entry may serve a reader's token.
+    pub async fn with_read_as_of<T, E, F, Fut>(
+        &self,
+        token: Option<Lsn>,
+        read: F,
+    ) -> Result<(T, Lsn), E>
+    where
+        F: Fn(Arc<Connection>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<InfraError>,
+    {
+        let read = &read;
+        self.with_read(token, |connection: Arc<Connection>| async move {
+            // Read before the query, so the query's snapshot is at least this new. Wherever
+            // it runs, it also has `token` (that is how the server was chosen).
+            let as_of = visible_position(&connection).await?;
+            let as_of = token.map_or(as_of, |token| as_of.max(token));
+            Ok((read(connection).await?, as_of))
+        })
+        .await
+    }
+
+    /// The primary's WAL position now: the consistency token of every write committed so far
+    /// (see [`wal_position`]).
+    pub async fn consistency_token(&self) -> Result<Lsn, InfraError> {
+        wal_position(&self.write().await?).await
+    }
+
+    /// Whether any read replica is configured.
+    pub fn has_replicas(&self) -> bool {
+        !self.replicas.is_empty()
     }
 
     /// Checks every replica's health and lag every `interval`, for as long as it runs.
@@ -141,13 +178,41 @@ impl Db {
 
 /// The primary's WAL position after a commit on `client`: a consistency token a read can
 /// carry to see that write (a replica that has replayed it, or the primary, serves it).
+///
+/// The insert position, not the commit record's own LSN: it is at or past every commit that
+/// finished before it was read, so it is safe whatever `synchronous_commit` says.
 pub async fn wal_position(client: &Connection) -> Result<Lsn, InfraError> {
-    let row = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+    let statement = client
+        .prepare_cached("SELECT pg_current_wal_insert_lsn()::text")
         .await?;
+    let row = timed("wal_position", client.query_one(&statement, &[])).await?;
     row.get::<_, &str>(0)
         .parse()
         .map_err(InfraError::unexpected)
+}
+
+/// A position every write with a token up to it is visible at, for a query run next on
+/// `client`. A replica has applied everything up to its replay position. On the primary a
+/// commit's WAL is inserted a moment before the commit becomes visible, so the insert
+/// position is only safe for tokens *below* it: hence one less.
+async fn visible_position(client: &Connection) -> Result<Lsn, InfraError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text
+                         ELSE pg_current_wal_insert_lsn()::text END, pg_is_in_recovery()",
+        )
+        .await?;
+    let row = timed("visible_position", client.query_one(&statement, &[])).await?;
+    let position: Lsn = row
+        .get::<_, Option<&str>>(0)
+        .unwrap_or("0/0")
+        .parse()
+        .map_err(InfraError::unexpected)?;
+    Ok(if row.get::<_, bool>(1) {
+        position
+    } else {
+        Lsn(position.0.saturating_sub(1))
+    })
 }
 
 /// `host:port` of a replica URL, for logs and metric labels (never its password).

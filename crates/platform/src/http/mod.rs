@@ -8,3 +8,8 @@ mod problem;
 pub use extract::{IdPath, Json, Path, Query};
 pub use middleware::{fallback, layer};
 pub use problem::{FieldError, Problem};
+
+/// The response header that carries a write's consistency token, and the request header a
+/// client may send it back in, so its reads see that write.
+pub const CONSISTENCY_TOKEN: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-consistency-token");
