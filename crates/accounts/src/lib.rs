@@ -22,7 +22,7 @@ pub use login::{LoginRequest, LoginResponse, current_user, login, logout};
 pub use password::Password;
 pub use register::{RegisterRequest, promote_to_admin, register};
 pub use session::{SessionConfig, Sessions};
-pub use user::{Email, Name, Role, User, UserId};
+pub use user::{Email, Name, Role, User, UserId, display_name};
 
 use platform::db::{Db, Migration};
 

@@ -91,6 +91,23 @@ platform::checked_string!(
     }
 );
 
+/// The name user `id` goes by, read in the caller's transaction (an order records it in its
+/// event, so read models need not ask the accounts module).
+pub async fn display_name(
+    client: &impl deadpool_postgres::GenericClient,
+    id: UserId,
+) -> Result<Option<String>, platform::InfraError> {
+    let statement = client
+        .prepare_cached("SELECT name FROM accounts.users WHERE id = $1")
+        .await?;
+    let row = platform::db::timed(
+        "accounts.display_name",
+        client.query_opt(&statement, &[&id]),
+    )
+    .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use platform::{
     ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
 };
+use reports::Reports;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -24,11 +25,12 @@ use crate::{
 };
 
 /// Every module's migrations, in dependency order.
-const MIGRATIONS: [&[Migration]; 4] = [
+const MIGRATIONS: [&[Migration]; 5] = [
     platform::MIGRATIONS,
     accounts::MIGRATIONS,
     catalog::MIGRATIONS,
     orders::MIGRATIONS,
+    reports::MIGRATIONS,
 ];
 
 /// Why the application could not start.
@@ -85,6 +87,10 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             db: db.clone(),
             sessions: sessions.clone(),
             products,
+        }))
+        .merge(reports::router().with_state(Reports {
+            db: db.clone(),
+            sessions: sessions.clone(),
         }))
         .merge(health::router(db.clone(), redis.clone()))
         .merge(platform::metrics::router())

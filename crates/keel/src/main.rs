@@ -56,6 +56,9 @@ enum Command {
     /// Watch a running deployment while traffic flows and rank where the request time goes
     /// (database, pool, locks, the payment provider, Keel's CPU), with evidence and remedies.
     Diagnose(keel::diagnose::DiagnoseArgs),
+    /// The read models' projections.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Give an existing account the admin role (it takes effect at its next login).
     Promote {
         /// The account's email.
@@ -63,6 +66,13 @@ enum Command {
         #[command(flatten)]
         db: DbConfig,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild the read models from the event log while the service runs, then switch the
+    /// API and the workers to the new ones.
+    Rebuild(DbConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +152,20 @@ async fn main() -> anyhow::Result<()> {
             {
                 println!("{out}");
             }
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Rebuild(db)) => {
+            let db = Db::connect(&db)?;
+            keel::migrate(&db).await?;
+            let rebuilt = reports::rebuild(&db).await?;
+            tracing::info!(
+                generation = rebuilt.generation,
+                applied = rebuilt.applied,
+                caught_up = rebuilt.caught_up,
+                orphaned = rebuilt.orphaned,
+                took = ?rebuilt.took,
+                "read models rebuilt and switched"
+            );
             Ok(())
         }
         Command::Promote { email, db } => {

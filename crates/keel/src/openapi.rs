@@ -41,6 +41,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     doc.merge(accounts::ApiDoc::openapi());
     doc.merge(catalog::ApiDoc::openapi());
     doc.merge(orders::ApiDoc::openapi());
+    doc.merge(reports::ApiDoc::openapi());
     doc
 }
 

@@ -1,5 +1,6 @@
 //! `keel worker`: relays the outbox to JetStream, runs order sagas from `OrderPlaced`
-//! events, and keeps the event log's partitions and the consumers' records trimmed. Run as
+//! events, projects the order events into the read models, and keeps the event log's
+//! partitions and the consumers' records trimmed. Run as
 //! many as you like: relays share the outbox with `SKIP LOCKED`, consumers share a durable
 //! JetStream consumer, and sagas hold a lease per order.
 
@@ -91,6 +92,21 @@ impl Worker {
             }
         };
         let relay = tokio::spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
+        let projections = tokio::spawn({
+            let (stopped, bus, db) = (until_stopped(), bus.clone(), db.clone());
+            async move {
+                consumer::run(
+                    bus,
+                    reports::PROJECTOR,
+                    move |delivery| {
+                        let db = db.clone();
+                        async move { reports::project_event(&db, delivery).await }
+                    },
+                    stopped,
+                )
+                .await;
+            }
+        });
         let sagas = tokio::spawn({
             let stopped = until_stopped();
             async move {
@@ -114,6 +130,7 @@ impl Worker {
         let _ = stop.send(true);
         let _ = relay.await;
         let _ = sagas.await;
+        let _ = projections.await;
         let _ = served.await;
         backlog.abort();
         maintenance.abort();

@@ -11,6 +11,12 @@ use crate::{OrderId, OrderLine};
 pub struct OrderPlaced {
     pub order_id: OrderId,
     pub user_id: i64,
+    /// The customer's name when they ordered (absent in events written before it was added).
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    /// When the order was placed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub placed_at: Option<time::OffsetDateTime>,
     pub total_cents: i64,
     pub lines: Vec<OrderLine>,
 }

@@ -288,6 +288,8 @@ pub async fn place_order(
         &OrderPlaced {
             order_id: order.id,
             user_id,
+            customer_name: accounts::display_name(tx, user_id).await?,
+            placed_at: Some(order.created_at),
             total_cents,
             lines: order.lines.clone(),
         },

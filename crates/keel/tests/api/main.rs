@@ -19,4 +19,5 @@ mod orders;
 mod rate_limit;
 mod redis_server;
 mod replicas;
+mod reports;
 mod saga;

@@ -32,6 +32,8 @@ pub struct Delivery {
     pub attempt: i64,
     /// Whether a failure now sends the message to the dead-letter stream.
     pub last_attempt: bool,
+    /// When the event was written (its transaction's start), if the relay said.
+    pub occurred_at: Option<time::OffsetDateTime>,
 }
 
 /// What a handler made of a delivery.
@@ -192,6 +194,12 @@ async fn deliver<H, F>(
         .as_ref()
         .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
         .and_then(|v| v.as_str().parse::<i64>().ok());
+    let occurred_at = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(super::relay::OCCURRED_AT))
+        .and_then(|v| v.as_str().parse::<i128>().ok())
+        .and_then(|micros| time::OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).ok());
     let subject = message.subject.as_str();
     let span = tracing::info_span!(
         "delivery",
@@ -208,6 +216,7 @@ async fn deliver<H, F>(
                 payload: message.payload.clone(),
                 attempt,
                 last_attempt: attempt >= max,
+                occurred_at,
             })
             .instrument(span)
             .await

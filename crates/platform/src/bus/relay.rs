@@ -16,6 +16,10 @@ use crate::{InfraError, db::Db};
 
 use super::Bus;
 
+/// The header with the event's time of writing, in microseconds since the Unix epoch: how
+/// consumers measure how far behind the writes they are.
+pub const OCCURRED_AT: &str = "Keel-Occurred-At";
+
 /// Rows published per transaction.
 const BATCH: i64 = 256;
 /// The poll that backs up LISTEN/NOTIFY.
@@ -74,7 +78,9 @@ pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
     let tx = client.transaction().await?;
     let claim = tx
         .prepare_cached(
-            "SELECT id, subject, payload::text FROM bus.outbox
+            "SELECT id, subject, payload::text,
+                    (extract(epoch FROM occurred_at) * 1000000)::bigint
+               FROM bus.outbox
               ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .await?;
@@ -90,9 +96,11 @@ pub async fn publish_batch(db: &Db, bus: &Bus) -> Result<usize, InfraError> {
         let id: i64 = row.get(0);
         let subject: &str = row.get(1);
         let payload: String = row.get(2);
+        let occurred_at: i64 = row.get(3);
         let publish = Publish::build()
             .payload(Bytes::from(payload))
-            .message_id(id.to_string());
+            .message_id(id.to_string())
+            .header(OCCURRED_AT, occurred_at.to_string());
         let ack = bus
             .jetstream()
             .send_publish(bus.subject(subject), publish)

@@ -1,0 +1,217 @@
+//! The CQRS read models: after a burst of orders (some declined, some cancelled by their
+//! customers) they equal a from-scratch recomputation from the orders themselves, and so
+//! does a generation rebuilt from the event log while orders keep coming.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use keel::fake_payments::{Behaviour, FakePayments};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The read models as text, one row per line, in key order.
+const READ_MODELS: &str = "
+    SELECT concat_ws(E'\\n---\\n',
+      (SELECT string_agg(concat_ws(' ', order_id, customer_id, customer_name, status, total_cents,
+                                   line_count, item_count, placed_at), E'\\n' ORDER BY order_id)
+         FROM reports.order_summaries),
+      (SELECT string_agg(concat_ws(' ', customer_id, customer_name, orders_placed, orders_confirmed,
+                                   orders_cancelled, spent_cents, last_order_at), E'\\n' ORDER BY customer_id)
+         FROM reports.customer_stats),
+      (SELECT string_agg(concat_ws(' ', day, product_id, product_name, units, revenue_cents, orders),
+                         E'\\n' ORDER BY day, product_id)
+         FROM reports.product_sales_daily))";
+
+/// The same, computed from the write model (orders, lines, users).
+const RECOMPUTED: &str = "
+    WITH o AS (
+        SELECT o.*, u.name,
+               (SELECT count(*) FROM orders.order_lines l WHERE l.order_id = o.id) AS line_count,
+               (SELECT sum(quantity) FROM orders.order_lines l WHERE l.order_id = o.id) AS item_count
+          FROM orders.orders o JOIN accounts.users u ON u.id = o.user_id)
+    SELECT concat_ws(E'\\n---\\n',
+      (SELECT string_agg(concat_ws(' ', id, user_id, name, status, total_cents, line_count,
+                                   item_count, created_at), E'\\n' ORDER BY id) FROM o),
+      (SELECT string_agg(concat_ws(' ', user_id, name, placed, confirmed, cancelled, spent, last_at),
+                         E'\\n' ORDER BY user_id)
+         FROM (SELECT user_id, min(name) AS name, count(*) AS placed,
+                      count(*) FILTER (WHERE status = 'confirmed') AS confirmed,
+                      count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                      coalesce(sum(total_cents) FILTER (WHERE status = 'confirmed'), 0) AS spent,
+                      max(created_at) AS last_at
+                 FROM o GROUP BY user_id) c),
+      (SELECT string_agg(concat_ws(' ', day, product_id, product_name, units, revenue, orders),
+                         E'\\n' ORDER BY day, product_id)
+         FROM (SELECT (o.created_at AT TIME ZONE 'UTC')::date AS day, l.product_id,
+                      min(l.product_name) AS product_name, sum(l.quantity) AS units,
+                      sum(l.quantity * l.unit_price_cents) AS revenue, count(*) AS orders
+                 FROM o JOIN orders.order_lines l ON l.order_id = o.id
+                WHERE o.status = 'confirmed'
+                GROUP BY 1, 2) s))";
+
+async fn text(app: &TestApp, sql: &str) -> String {
+    let client = app.db.write().await.unwrap();
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get::<_, Option<String>>(0)
+        .unwrap_or_default()
+}
+
+/// Waits for every saga to end and the projections to catch up, then compares.
+async fn assert_read_models_match(app: &TestApp) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let in_flight = app
+            .count(
+                "SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled')",
+            )
+            .await;
+        let (read, recomputed) = (text(app, READ_MODELS).await, text(app, RECOMPUTED).await);
+        if in_flight == 0 && read == recomputed {
+            assert!(recomputed.lines().count() > 10, "{recomputed}");
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("read models differ from the recomputation:\n{read}\n=====\n{recomputed}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `n` orders from the customers over the products, a fifth of them cancelled at once.
+async fn burst(app: &TestApp, customers: &[String], products: &[i64], n: usize) {
+    join_all((0..n).map(|i| async move {
+        let customer = &customers[i % customers.len()];
+        let response = app
+            .order(customer, products[i % products.len()], 1 + (i % 3) as i32)
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let id = body(response).await["id"].as_i64().unwrap();
+        if i % 5 == 0 {
+            let cancel = app
+                .post(
+                    &format!("/orders/{id}/cancel"),
+                    Some(customer),
+                    &Value::Null,
+                )
+                .await;
+            assert!(cancel.status().is_success() || cancel.status() == StatusCode::CONFLICT);
+        }
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn read_models_equal_a_recomputation_and_survive_a_rebuild_under_load() {
+    // Totals over 50.00 are declined: those orders are cancelled by the saga.
+    let provider = FakePayments::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Behaviour {
+            decline_over_cents: 5000,
+            ..Behaviour::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut config = test_config(create_database().await);
+    config.payments = payments_config(&provider.url());
+    let app = spawn_app_with(config.clone()).await;
+    let worker = spawn_worker(worker_config(&config, &nats_url(), &nats_prefix())).await;
+
+    let admin = app.admin().await;
+    let mut products = Vec::new();
+    for price in [900, 1500, 2100, 2600] {
+        products.push(app.product(&admin, price, 1000).await);
+    }
+    let mut customers = Vec::new();
+    for _ in 0..4 {
+        customers.push(app.customer().await);
+    }
+    burst(&app, &customers, &products, 80).await;
+    assert_read_models_match(&app).await;
+
+    // Through the API: a customer's history and totals, and the admin's sales report.
+    let history = body(
+        app.get("/reports/my-orders?limit=7", Some(&customers[1]))
+            .await,
+    )
+    .await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 7);
+    let after = history["next_after"].as_i64().unwrap();
+    let rest = body(
+        app.get(
+            &format!("/reports/my-orders?limit=100&after={after}"),
+            Some(&customers[1]),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        rest["items"].as_array().unwrap().len(),
+        20 - 7,
+        "80 orders over 4 customers"
+    );
+    let stats = body(app.get("/reports/my-stats", Some(&customers[1])).await).await;
+    assert_eq!(stats["orders_placed"], 20);
+    assert_eq!(
+        stats["orders_confirmed"].as_i64().unwrap() + stats["orders_cancelled"].as_i64().unwrap(),
+        20
+    );
+    let sales = body(app.get("/reports/sales?limit=2", Some(&admin)).await).await;
+    assert_eq!(sales["items"].as_array().unwrap().len(), 2);
+    let next = format!(
+        "/reports/sales?after_day={}&after_product_id={}",
+        sales["next_after_day"].as_str().unwrap(),
+        sales["next_after_product_id"]
+    );
+    assert_eq!(app.get(&next, Some(&admin)).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/reports/sales", Some(&customers[0]))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let bad = problem(
+        app.get("/reports/sales?from=yesterday", Some(&admin)).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(field(&bad), "from");
+    let bad = problem(
+        app.get("/reports/sales?after_day=2026-01-01", Some(&admin))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(field(&bad), "after_product_id");
+    assert_eq!(
+        app.get("/reports/my-orders", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Rebuilt from the event log while orders keep coming, then switched to.
+    let (rebuilt, ()) = tokio::join!(
+        reports::rebuild(&app.db),
+        burst(&app, &customers, &products, 60)
+    );
+    let rebuilt = rebuilt.unwrap();
+    assert_eq!(rebuilt.generation, 2);
+    assert!(rebuilt.applied > 300, "{rebuilt:?}");
+    assert_read_models_match(&app).await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'reports_g%'"
+        )
+        .await,
+        1,
+        "the old generation is dropped"
+    );
+    // A rebuild of a quiet log changes nothing either.
+    assert_eq!(reports::rebuild(&app.db).await.unwrap().generation, 3);
+    assert_read_models_match(&app).await;
+    worker.stop().await;
+}

@@ -1,0 +1,41 @@
+//! Reports: the CQRS read side. Denormalized read models — an order summary per order, each
+//! customer's totals, product sales per day — projected from the order events by a durable
+//! JetStream consumer, served from read replicas, and rebuilt from the event log by
+//! `keel projections rebuild` while the service runs.
+//!
+//! Owns the `reports` schema; reads nothing of other modules but their events.
+
+mod day;
+mod error;
+mod http;
+mod live;
+mod project;
+mod query;
+mod rebuild;
+
+pub use day::{Day, InvalidDay};
+pub use error::Error;
+pub use http::{ApiDoc, router};
+pub use live::{PROJECTOR, project_event};
+pub use query::{
+    CustomerStats, DailySales, HistoryPageRequest, OrderHistory, OrderSummary, SalesFilter,
+    SalesReport, customer_stats, order_history, sales_report,
+};
+pub use rebuild::{Rebuilt, rebuild};
+
+use platform::db::{Db, Migration};
+
+/// The reports schema's migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    module: "reports",
+    version: 1,
+    name: "read models",
+    sql: include_str!("../migrations/0001_read_models.sql"),
+}];
+
+/// The reports module: what its routes need.
+#[derive(Clone, Debug)]
+pub struct Reports {
+    pub db: Db,
+    pub sessions: accounts::Sessions,
+}

@@ -1,0 +1,270 @@
+//! Reading the read models: one indexed query each, on a replica that has the caller's
+//! newest write (or the primary). What they show lags the writes by the projection's lag.
+
+use platform::{
+    db::{Db, Lsn},
+    page::PageSize,
+};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{Error, day::Day};
+
+/// One order in a customer's history, as the read model keeps it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderSummary {
+    pub order_id: i64,
+    pub status: String,
+    pub total_cents: i64,
+    /// Lines on the order, and units over all of them.
+    pub line_count: i32,
+    pub item_count: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub placed_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Which page of the history.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryPageRequest {
+    /// The `next_after` of the previous page.
+    pub after: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<PageSize>,
+}
+
+/// A page of a customer's orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderHistory {
+    pub items: Vec<OrderSummary>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// A customer's order history from `reports.order_summaries`, in keyset pages over
+/// `(customer_id, order_id DESC)`.
+pub async fn order_history(
+    db: &Db,
+    token: Option<Lsn>,
+    customer_id: i64,
+    page: &HistoryPageRequest,
+) -> Result<OrderHistory, Error> {
+    let limit = page.limit.unwrap_or_default().get();
+    let before = page.after.unwrap_or(i64::MAX);
+    let rows = db
+        .with_read(token, |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT order_id, status, total_cents, line_count, item_count, placed_at,
+                            updated_at
+                       FROM reports.order_summaries
+                      WHERE customer_id = $1 AND order_id < $2
+                      ORDER BY order_id DESC LIMIT $3",
+                )
+                .await?;
+            Ok::<_, Error>(
+                platform::db::timed(
+                    "reports.order_history",
+                    client.query(&statement, &[&customer_id, &before, &limit]),
+                )
+                .await?,
+            )
+        })
+        .await?;
+    let items: Vec<OrderSummary> = rows
+        .iter()
+        .map(|row| OrderSummary {
+            order_id: row.get(0),
+            status: row.get(1),
+            total_cents: row.get(2),
+            line_count: row.get(3),
+            item_count: row.get(4),
+            placed_at: row.get(5),
+            updated_at: row.get(6),
+        })
+        .collect();
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|o| o.order_id))
+        .flatten();
+    Ok(OrderHistory { items, next_after })
+}
+
+/// A customer's totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CustomerStats {
+    pub orders_placed: i32,
+    pub orders_confirmed: i32,
+    pub orders_cancelled: i32,
+    /// Over confirmed orders.
+    pub spent_cents: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_order_at: Option<OffsetDateTime>,
+}
+
+/// A customer's totals from `reports.customer_stats` (zeros before their first order).
+pub async fn customer_stats(
+    db: &Db,
+    token: Option<Lsn>,
+    customer_id: i64,
+) -> Result<CustomerStats, Error> {
+    let row = db
+        .with_read(token, |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT orders_placed, orders_confirmed, orders_cancelled, spent_cents,
+                            last_order_at
+                       FROM reports.customer_stats WHERE customer_id = $1",
+                )
+                .await?;
+            Ok::<_, Error>(
+                platform::db::timed(
+                    "reports.customer_stats",
+                    client.query_opt(&statement, &[&customer_id]),
+                )
+                .await?,
+            )
+        })
+        .await?;
+    Ok(
+        row.map_or_else(CustomerStats::default, |row| CustomerStats {
+            orders_placed: row.get(0),
+            orders_confirmed: row.get(1),
+            orders_cancelled: row.get(2),
+            spent_cents: row.get(3),
+            last_order_at: row.get(4),
+        }),
+    )
+}
+
+/// Which sales to report.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SalesFilter {
+    /// First day, inclusive (`YYYY-MM-DD`, UTC); default 30 days before `to`.
+    #[param(value_type = Option<String>)]
+    pub from: Option<Day>,
+    /// Last day, inclusive; default today.
+    #[param(value_type = Option<String>)]
+    pub to: Option<Day>,
+    /// Only this product.
+    pub product_id: Option<i64>,
+    /// The `next_after_day` of the previous page.
+    #[param(value_type = Option<String>)]
+    pub after_day: Option<Day>,
+    /// The `next_after_product_id` of the previous page.
+    pub after_product_id: Option<i64>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<PageSize>,
+}
+
+/// One product's confirmed sales on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DailySales {
+    #[schema(value_type = String)]
+    pub day: Day,
+    pub product_id: i64,
+    pub product_name: String,
+    pub units: i64,
+    pub revenue_cents: i64,
+    pub orders: i32,
+}
+
+/// A page of the sales report, by day then product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesReport {
+    pub items: Vec<DailySales>,
+    /// Pass both as `after_day` and `after_product_id` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub next_after_day: Option<Day>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after_product_id: Option<i64>,
+}
+
+/// The longest range one report covers.
+const MAX_DAYS: i64 = 366;
+
+/// Confirmed sales by day and product from `reports.product_sales_daily`, in keyset pages over
+/// its `(day, product_id)` key.
+pub async fn sales_report(
+    db: &Db,
+    token: Option<Lsn>,
+    filter: &SalesFilter,
+) -> Result<SalesReport, Error> {
+    let to = filter
+        .to
+        .map_or_else(|| OffsetDateTime::now_utc().date(), |d| d.0);
+    let from = filter.from.map_or(to - Duration::days(30), |d| d.0);
+    if from > to {
+        return invalid("from", "must not be after to");
+    }
+    if (to - from).whole_days() >= MAX_DAYS {
+        return invalid("from", "a report covers at most 366 days");
+    }
+    let after = match (filter.after_day, filter.after_product_id) {
+        (Some(day), Some(product)) => (day.0, product),
+        (None, None) => (from, i64::MIN),
+        (Some(_), None) => return invalid("after_product_id", "goes with after_day"),
+        (None, Some(_)) => return invalid("after_day", "goes with after_product_id"),
+    };
+    let limit = filter.limit.unwrap_or_default().get();
+    let product = filter.product_id;
+    let rows = db
+        .with_read(token, |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT day, product_id, product_name, units, revenue_cents, orders
+                       FROM reports.product_sales_daily
+                      WHERE day BETWEEN $1 AND $2
+                        AND ($3::bigint IS NULL OR product_id = $3)
+                        AND (day, product_id) > ($4, $5)
+                      ORDER BY day, product_id LIMIT $6",
+                )
+                .await?;
+            Ok::<_, Error>(
+                platform::db::timed(
+                    "reports.sales_report",
+                    client.query(
+                        &statement,
+                        &[&from, &to, &product, &after.0, &after.1, &limit],
+                    ),
+                )
+                .await?,
+            )
+        })
+        .await?;
+    let items: Vec<DailySales> = rows
+        .iter()
+        .map(|row| DailySales {
+            day: Day(row.get(0)),
+            product_id: row.get(1),
+            product_name: row.get(2),
+            units: row.get(3),
+            revenue_cents: row.get(4),
+            orders: row.get(5),
+        })
+        .collect();
+    let last = (items.len() as i64 == limit)
+        .then(|| items.last().map(|s| (s.day, s.product_id)))
+        .flatten();
+    Ok(SalesReport {
+        items,
+        next_after_day: last.map(|(day, _)| day),
+        next_after_product_id: last.map(|(_, product)| product),
+    })
+}
+
+fn invalid<T>(field: &'static str, detail: &'static str) -> Result<T, Error> {
+    Err(Error::InvalidQuery { field, detail })
+}

@@ -1,0 +1,197 @@
+//! `keel projections rebuild`: builds the next generation of the read models from the
+//! partitioned event log while the service runs, then switches the API and the live
+//! projector to it in one transaction and drops the old one.
+//!
+//! 1. The next generation's tables are created, empty.
+//! 2. The event log is applied to them in id order, a page per transaction. The live
+//!    projector meanwhile keeps the active generation current.
+//! 3. One transaction locks the active generation (live projection waits), applies every
+//!    logged event the new generation still lacks — those whose transactions were not yet
+//!    committed when step 2 passed their ids — and re-points the views at it.
+//!
+//! Step 3 looks back [`STRAGGLERS`] before the rebuild began: a transaction that writes an
+//! event and stays open longer than that while step 2 runs would be missed. Events older
+//! than the log's retention (`keel maintenance`) are gone, and so are their orders from the
+//! rebuilt read models.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::GenericClient;
+use platform::db::Db;
+use time::OffsetDateTime;
+
+use crate::{
+    Error,
+    project::{self, Applied, ApplyError, StoredEvent},
+};
+
+/// Events applied per transaction while the log is replayed.
+const PAGE: i64 = 1000;
+
+/// How far before the rebuild's start the final catch-up looks for events committed late.
+const STRAGGLERS: Duration = Duration::from_secs(300);
+
+/// Held for the whole rebuild, so two cannot run at once.
+const REBUILD_LOCK: i64 = 0x6b65_656c_7270; // "keelrp"
+
+/// What a rebuild did.
+#[derive(Debug)]
+pub struct Rebuilt {
+    /// The generation now active.
+    pub generation: i32,
+    /// Events applied from the log, including the final catch-up.
+    pub applied: u64,
+    /// Of those, applied in the final, locking transaction.
+    pub caught_up: u64,
+    /// Step events whose order was placed before the log's retention: left out.
+    pub orphaned: u64,
+    pub took: Duration,
+}
+
+/// Rebuilds the read models; see the module's description.
+pub async fn rebuild(db: &Db) -> Result<Rebuilt, Error> {
+    let started = Instant::now();
+    let mut lock = db.write().await?;
+    let locked: bool = lock
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&REBUILD_LOCK])
+        .await?
+        .get(0);
+    if !locked {
+        return Err(Error::RebuildRunning);
+    }
+    let result = run(&mut lock).await;
+    let _ = lock
+        .execute("SELECT pg_advisory_unlock($1)", &[&REBUILD_LOCK])
+        .await;
+    let mut rebuilt = result?;
+    rebuilt.took = started.elapsed();
+    Ok(rebuilt)
+}
+
+async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
+    // A generation left half-built by a rebuild that died is dropped and started again.
+    drop_generations(client, "building").await?;
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(generation), 0) + 1, now() FROM reports.generations",
+            &[],
+        )
+        .await?;
+    let (next, began): (i32, OffsetDateTime) = (row.get(0), row.get(1));
+    client
+        .execute("SELECT reports.create_generation($1)", &[&next])
+        .await?;
+    let schema = project::schema(next);
+    tracing::info!(
+        generation = next,
+        "rebuilding the read models from the event log"
+    );
+
+    let mut totals = Rebuilt {
+        generation: next,
+        applied: 0,
+        caught_up: 0,
+        orphaned: 0,
+        took: Duration::ZERO,
+    };
+    let page = client
+        .prepare(
+            "SELECT id, subject, payload::text, occurred_at FROM bus.event_log
+              WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .await?;
+    let mut after = 0_i64;
+    loop {
+        let tx = client.transaction().await?;
+        let rows = tx.query(&page, &[&after, &PAGE]).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        apply_rows(&tx, &schema, &rows, &mut totals).await?;
+        tx.commit().await?;
+    }
+
+    let tx = client.transaction().await?;
+    tx.query_one(
+        "SELECT generation FROM reports.generations WHERE state = 'active' FOR UPDATE",
+        &[],
+    )
+    .await?;
+    let stragglers = tx
+        .query(
+            &format!(
+                "SELECT e.id, e.subject, e.payload::text, e.occurred_at FROM bus.event_log e
+                  WHERE e.occurred_at >= $1::timestamptz - $2::float8 * interval '1 second'
+                    AND NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = e.id)
+                  ORDER BY e.id"
+            ),
+            &[&began, &STRAGGLERS.as_secs_f64()],
+        )
+        .await?;
+    let before = totals.applied;
+    apply_rows(&tx, &schema, &stragglers, &mut totals).await?;
+    totals.caught_up = totals.applied - before;
+    tx.execute("SELECT reports.switch_to($1)", &[&next]).await?;
+    tx.commit().await?;
+    drop_generations(client, "retired").await?;
+    tracing::info!(
+        generation = next,
+        applied = totals.applied,
+        caught_up = totals.caught_up,
+        "read models switched to the rebuilt generation"
+    );
+    Ok(totals)
+}
+
+async fn apply_rows(
+    tx: &impl GenericClient,
+    schema: &str,
+    rows: &[tokio_postgres::Row],
+    totals: &mut Rebuilt,
+) -> Result<(), Error> {
+    for row in rows {
+        let subject: &str = row.get(1);
+        let payload: &str = row.get(2);
+        let event = StoredEvent {
+            id: row.get(0),
+            subject,
+            payload: payload.as_bytes(),
+            occurred_at: row.get(3),
+        };
+        match project::apply(tx, schema, &event).await {
+            Ok(Applied::Done) => totals.applied += 1,
+            Ok(Applied::Already) => {}
+            // In id order an order's OrderPlaced comes first: it was dropped with old partitions.
+            Ok(Applied::OrderUnknown) => totals.orphaned += 1,
+            Err(ApplyError::Malformed {
+                subject,
+                id,
+                reason,
+            }) => {
+                tracing::warn!(subject, id, reason, "event skipped: it does not parse");
+            }
+            Err(ApplyError::Infra(e)) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Drops every generation in `state` (never the active one), tables and all.
+async fn drop_generations(client: &platform::db::Connection, state: &str) -> Result<(), Error> {
+    let rows = client
+        .query(
+            "SELECT generation FROM reports.generations WHERE state = $1",
+            &[&state],
+        )
+        .await?;
+    for row in rows {
+        let generation: i32 = row.get(0);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE;
+                 DELETE FROM reports.generations WHERE generation = {generation};",
+                project::schema(generation)
+            ))
+            .await?;
+    }
+    Ok(())
+}
