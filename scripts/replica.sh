@@ -74,6 +74,20 @@ replica)
     # replica. -X stream ships the WAL written during the copy too.
     as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$dir" \
         -R -X stream -c fast --no-sync
+    # A Debian-managed primary keeps its configuration in /etc, outside the copied data
+    # directory: give the replica its own.
+    if [ ! -f "$dir/postgresql.conf" ]; then
+        as_postgres tee "$dir/postgresql.conf" >/dev/null <<CONF
+hot_standby = on
+max_connections = 200
+shared_preload_libraries = 'pg_stat_statements'
+CONF
+        as_postgres tee "$dir/pg_hba.conf" >/dev/null <<HBA
+local all all trust
+host all all 127.0.0.1/32 trust
+HBA
+        as_postgres touch "$dir/pg_ident.conf"
+    fi
     start "$port" "$dir"
     ;;
 start)

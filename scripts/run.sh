@@ -5,6 +5,8 @@
 #   KEEL_LISTEN (default 127.0.0.1:8080), KEEL_SEED_PRODUCTS, KEEL_SEED_USERS, KEEL_ORDER_MODE
 #   and every other `keel serve --help` / `keel worker --help` variable apply. Set
 #   KEEL_PAYMENTS_URL to use a provider of your own instead of `keel fake-payments`.
+#   KEEL_REPLICAS=N (default 0) adds N streaming read replicas of the local PostgreSQL on ports
+#   5433.. (data in KEEL_REPLICA_DIR, default /var/lib/keel; delete it to make them anew).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -12,6 +14,32 @@ source scripts/setup.sh
 export KEEL_DATABASE_URL="${KEEL_DATABASE_URL:-postgres://keel:keel@127.0.0.1:5432/keel}"
 PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'keel'" | grep -q 1 \
     || PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -qc "CREATE DATABASE keel"
+
+replicas="${KEEL_REPLICAS:-0}"
+if [ "$replicas" -gt 0 ]; then
+    # The local primary must let replicas stream from it.
+    hba=$(runuser -u postgres -- psql -Atqc "SHOW hba_file")
+    if ! grep -Eq '^host[[:space:]]+replication' "$hba"; then
+        log "allowing replication connections from 127.0.0.1 in $hba"
+        echo "host replication postgres 127.0.0.1/32 trust" >>"$hba"
+        runuser -u postgres -- psql -Atqc "SELECT pg_reload_conf()" >/dev/null
+    fi
+    urls=""
+    for i in $(seq "$replicas"); do
+        port=$((5432 + i)) dir="${KEEL_REPLICA_DIR:-/var/lib/keel}/replica$i"
+        if pg_isready -q -h 127.0.0.1 -p "$port"; then
+            log "replica $i already runs on port $port"
+        elif [ -f "$dir/PG_VERSION" ]; then
+            log "starting replica $i on port $port"
+            scripts/replica.sh start "$port" "$dir"
+        else
+            log "creating replica $i on port $port (pg_basebackup)"
+            scripts/replica.sh replica 5432 "$port" "$dir"
+        fi
+        urls="${urls:+$urls,}postgres://keel:keel@127.0.0.1:$port/keel"
+    done
+    export KEEL_DATABASE_REPLICA_URLS="$urls"
+fi
 
 log "building keel (release)"
 cargo build --release --locked --bin keel
@@ -25,7 +53,7 @@ if [ -z "${KEEL_PAYMENTS_URL:-}" ]; then
     log "fake payment provider on $KEEL_PAYMENTS_URL (latency ${KEEL_FAKE_PAYMENTS_LATENCY:-20ms})"
     ./target/release/keel fake-payments --latency "${KEEL_FAKE_PAYMENTS_LATENCY:-20ms}" &
 fi
-log "worker: outbox relay and order sagas"
+log "worker: outbox relay, order sagas and the read models' projections"
 ./target/release/keel worker &
 listen="${KEEL_LISTEN:-127.0.0.1:8080}"
 log "serving on http://$listen  (try: curl http://$listen/products/1 ; spec at /openapi.json)"
