@@ -8,6 +8,9 @@
 #                                                      127.0.0.1, with a `keel` role (tests)
 #   scripts/replica.sh start PORT DIR                  starts the stopped cluster in DIR again
 #   scripts/replica.sh stop DIR                        stops the cluster in DIR (fast)
+#   scripts/replica.sh trust-replication               lets the machine's own PostgreSQL
+#                                                      (the one `psql` as postgres reaches)
+#                                                      stream to replicas on 127.0.0.1
 #
 # The clusters run as the `postgres` user (PostgreSQL refuses root); DIR is created. The
 # primary must accept replication connections from 127.0.0.1 as `postgres`: a primary made
@@ -93,12 +96,19 @@ HBA
 start)
     start "$2" "$3"
     ;;
+trust-replication)
+    hba=$(as_postgres psql -Atqc "SHOW hba_file")
+    if ! grep -Eq '^host[[:space:]]+replication' "$hba"; then
+        echo "host replication postgres 127.0.0.1/32 trust" >>"$hba"
+        as_postgres psql -Atqc "SELECT pg_reload_conf()" >/dev/null
+    fi
+    ;;
 stop)
     dir=$2
     as_postgres "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
     ;;
 *)
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
     ;;
 esac

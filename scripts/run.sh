@@ -18,12 +18,7 @@ PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc "SELECT 1 FROM pg_da
 replicas="${KEEL_REPLICAS:-0}"
 if [ "$replicas" -gt 0 ]; then
     # The local primary must let replicas stream from it.
-    hba=$(runuser -u postgres -- psql -Atqc "SHOW hba_file")
-    if ! grep -Eq '^host[[:space:]]+replication' "$hba"; then
-        log "allowing replication connections from 127.0.0.1 in $hba"
-        echo "host replication postgres 127.0.0.1/32 trust" >>"$hba"
-        runuser -u postgres -- psql -Atqc "SELECT pg_reload_conf()" >/dev/null
-    fi
+    scripts/replica.sh trust-replication
     urls=""
     for i in $(seq "$replicas"); do
         port=$((5432 + i)) dir="${KEEL_REPLICA_DIR:-/var/lib/keel}/replica$i"
