@@ -14,12 +14,13 @@ bench_setup
 
 rounds=${ROUNDS:-3}
 export KEEL_RATE_LIMIT_OFF=true
-replica_port=15433 replica_dir="$out/replica"
+# Outside $out, which only its owner may enter: the cluster runs as postgres.
+replica_port=15433 replica_dir="/tmp/keel-bench-replica-$$"
 log "a streaming replica of the local PostgreSQL on :$replica_port (pg_basebackup)"
 scripts/replica.sh trust-replication
 scripts/replica.sh replica 5432 "$replica_port" "$replica_dir" >/dev/null
 pay_pid="" worker_pid=""
-trap 'kill $keel_pid $pay_pid $worker_pid 2>/dev/null || true; scripts/replica.sh stop "$replica_dir"' EXIT
+trap 'kill $keel_pid $pay_pid $worker_pid 2>/dev/null || true; scripts/replica.sh stop "$replica_dir"; rm -rf "$replica_dir"' EXIT
 replica_url="postgres://keel:keel@127.0.0.1:$replica_port/keel_bench"
 
 # reads_on TARGET: routed reads counted on that target since the instance started.
@@ -39,7 +40,8 @@ for round in $(seq "$rounds"); do
         fi
         log "round $round: GET /products?category=garden, $replicas replica(s)"
         read -r rps p50 p99 err < <(run_wrk "list-$replicas-$round" "$url")
-        echo "$replicas $rps $p50 $p99 $err $(reads_on replica) $(reads_on primary)" >>"$out/reads"
+        on_replica=$(reads_on replica) on_primary=$(reads_on primary)
+        echo "$replicas $rps $p50 $p99 $err ${on_replica:-0} ${on_primary:-0}" >>"$out/reads"
     done
 done
 
@@ -81,8 +83,8 @@ Run: \`scripts/bench-replicas.sh\` (DURATION=$duration s per measurement, $conns
 
 | GET /products?category=garden&limit=20 (uncached) | requests/s | p50 | p99 | reads on replica / primary (last round) |
 | --- | ---: | ---: | ---: | --- |
-| 0 replicas (reads on the primary's read pool) | $(median 2 0) | $(median 3 0) | $(median 4 0) | $(awk '$1==0' "$out/reads" | tail -1 | awk '{print ($6==""?0:$6) " / " $7}') |
-| 1 replica (token-less reads on the replica) | $(median 2 1) | $(median 3 1) | $(median 4 1) | $(awk '$1==1' "$out/reads" | tail -1 | awk '{print $6 " / " ($7==""?0:$7)}') |
+| 0 replicas (reads on the primary's read pool) | $(median 2 0) | $(median 3 0) | $(median 4 0) | $(awk '$1==0' "$out/reads" | tail -1 | awk '{print $6 " / " $7}') |
+| 1 replica (token-less reads on the replica) | $(median 2 1) | $(median 3 1) | $(median 4 1) | $(awk '$1==1' "$out/reads" | tail -1 | awk '{print $6 " / " $7}') |
 
 1 replica against 0: $(( 100 * $(median 2 1) / $(median 2 0) ))% of the throughput. Rounds: $(tr '\n' ';' <"$out/reads")
 

@@ -54,19 +54,11 @@ impl ProductCache {
         json.ok_or(Error::NotFound)
     }
 
-    /// Call after a committed write changed what these products show (fields or stock).
-    /// With read replicas, the write's position goes with the invalidation, so no instance
-    /// refills its cache from a replica that has not replayed it yet.
-    pub async fn invalidate(&self, db: &Db, ids: impl IntoIterator<Item = ProductId>) {
+    /// Call after a committed write changed what these products show (fields or stock),
+    /// with the write's position ([`Db::written_at`]): it goes with the invalidation, so no
+    /// instance refills its cache from a replica that has not replayed the write yet.
+    pub async fn invalidate(&self, written_at: Lsn, ids: impl IntoIterator<Item = ProductId>) {
         let keys: Vec<String> = ids.into_iter().map(key).collect();
-        let written_at = if db.has_replicas() {
-            db.consistency_token().await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "no WAL position for a cache invalidation");
-                Lsn::default()
-            })
-        } else {
-            Lsn::default()
-        };
         self.0.invalidate(&keys, written_at).await;
     }
 }

@@ -98,7 +98,8 @@ async fn update(
     user.require_admin()?;
     let db = catalog.db.write().await?;
     let product = write::update_product(&db, id, &changes).await?;
-    catalog.products.invalidate(&catalog.db, [id]).await;
+    let written_at = catalog.db.written_at(&db).await;
+    catalog.products.invalidate(written_at, [id]).await;
     Ok(axum::Json(product))
 }
 
@@ -124,6 +125,7 @@ async fn set_stock(
     user.require_admin()?;
     let db = catalog.db.write().await?;
     let product = stock::set_stock(&db, id, change.on_hand).await?;
-    catalog.products.invalidate(&catalog.db, [id]).await;
+    let written_at = catalog.db.written_at(&db).await;
+    catalog.products.invalidate(written_at, [id]).await;
     Ok(axum::Json(product))
 }

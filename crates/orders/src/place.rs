@@ -133,8 +133,12 @@ pub async fn place_order_once(
     }
     .await;
     if outcome.is_ok() {
+        let written_at = db.written_at(&client).await;
         products
-            .invalidate(db, request.lines.as_slice().iter().map(|l| l.product_id))
+            .invalidate(
+                written_at,
+                request.lines.as_slice().iter().map(|l| l.product_id),
+            )
             .await;
     }
     if let (Err(_), Some(pending)) = (&outcome, &pending) {

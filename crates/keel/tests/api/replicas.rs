@@ -145,6 +145,9 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
     let mut config = test_config(primary.url("keel", "shop"));
     config.db.replica_urls = vec![replica.url("keel", "shop")];
     config.db.acquire_timeout = Duration::from_millis(500);
+    // A small write pool: a write that took a second connection while holding its first
+    // would deadlock it under concurrent orders.
+    config.db.write_pool = 2;
     // Paused replay must not count as lag here; the lag bound has its own instance below.
     config.db.replica_max_lag = Duration::from_secs(300);
     let app = spawn_app_with(config).await;
@@ -218,6 +221,14 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
         .unwrap()
         .to_owned();
     assert_eq!(my_order_count(&app, &customer, None).await, 1);
+    let concurrent = join_all((0..16).map(|_| app.order(&customer, id, 1))).await;
+    assert!(
+        concurrent
+            .iter()
+            .all(|r| r.status() == StatusCode::ACCEPTED),
+        "{:?}",
+        concurrent.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
     let other_tab = app.login(&email).await;
     assert_eq!(
         my_order_count(&app, &other_tab, None).await,
@@ -226,7 +237,8 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
     );
     assert_eq!(
         my_order_count(&app, &other_tab, Some(&order_token)).await,
-        1
+        17,
+        "the token sends the read to the primary"
     );
     let bad = app
         .client

@@ -293,10 +293,13 @@ impl Saga {
             steps::finish_step(&tx, &event, runner.delivery).await?;
             tx.commit().await?;
             record_finished(order, "cancelled");
-            self.products
-                .invalidate(&self.db, order.lines.iter().map(|l| l.product_id))
-                .await;
+        } else {
+            return Ok(None);
         }
+        let written_at = self.db.written_at(&client).await;
+        self.products
+            .invalidate(written_at, order.lines.iter().map(|l| l.product_id))
+            .await;
         Ok(None)
     }
 }

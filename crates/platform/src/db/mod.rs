@@ -140,6 +140,20 @@ impl Db {
         wal_position(&self.write().await?).await
     }
 
+    /// The consistency token of what `client` just committed, for a cache invalidation to
+    /// carry: asked of that same connection (a second one from the pool, taken while the
+    /// caller holds this one, can deadlock a saturated pool), and only when reads may go to
+    /// replicas; zero otherwise.
+    pub async fn written_at(&self, client: &Connection) -> Lsn {
+        if !self.has_replicas() {
+            return Lsn::default();
+        }
+        wal_position(client).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no WAL position for a write; loads may not wait for it");
+            Lsn::default()
+        })
+    }
+
     /// Whether any read replica is configured.
     pub fn has_replicas(&self) -> bool {
         !self.replicas.is_empty()
