@@ -212,8 +212,9 @@ pub async fn sales_report(
     if (to - from).whole_days() >= MAX_DAYS {
         return invalid("from", "a report covers at most 366 days");
     }
+    // The start of the range is a position too: the larger one is where the page begins.
     let after = match (filter.after_day, filter.after_product_id) {
-        (Some(day), Some(product)) => (day.0, product),
+        (Some(day), Some(product)) => (day.0, product).max((from, i64::MIN)),
         (None, None) => (from, i64::MIN),
         (Some(_), None) => return invalid("after_product_id", "goes with after_day"),
         (None, Some(_)) => return invalid("after_day", "goes with after_product_id"),
@@ -224,21 +225,19 @@ pub async fn sales_report(
         .with_read(token, |client| async move {
             let statement = client
                 .prepare_cached(
+                    // One row comparison, so the key's index is scanned from the page's
+                    // start and stops at the limit.
                     "SELECT day, product_id, product_name, units, revenue_cents, orders
                        FROM reports.product_sales_daily
-                      WHERE day BETWEEN $1 AND $2
-                        AND ($3::bigint IS NULL OR product_id = $3)
-                        AND (day, product_id) > ($4, $5)
-                      ORDER BY day, product_id LIMIT $6",
+                      WHERE (day, product_id) > ($1, $2) AND day <= $3
+                        AND ($4::bigint IS NULL OR product_id = $4)
+                      ORDER BY day, product_id LIMIT $5",
                 )
                 .await?;
             Ok::<_, Error>(
                 platform::db::timed(
                     "reports.sales_report",
-                    client.query(
-                        &statement,
-                        &[&from, &to, &product, &after.0, &after.1, &limit],
-                    ),
+                    client.query(&statement, &[&after.0, &after.1, &to, &product, &limit]),
                 )
                 .await?,
             )
