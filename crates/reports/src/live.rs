@@ -45,14 +45,8 @@ pub async fn project_event(db: &Db, delivery: Delivery) -> Result<Handled, Handl
         .get(0);
     let applied = match project::apply(&tx, &project::schema(generation), &event).await {
         Ok(applied) => applied,
-        Err(ApplyError::Malformed {
-            subject,
-            id,
-            reason,
-        }) => {
-            return Err(HandlerError::Permanent(format!(
-                "{subject} event {id} does not parse: {reason}"
-            )));
+        Err(malformed @ ApplyError::Malformed { .. }) => {
+            return Err(HandlerError::Permanent(malformed.to_string()));
         }
         Err(ApplyError::Infra(e)) => return Err(e.into()),
     };

@@ -21,3 +21,4 @@ mod redis_server;
 mod replicas;
 mod reports;
 mod saga;
+mod saga_faults;

@@ -1,0 +1,243 @@
+//! The order saga under faults of the parts around it: a worker SIGKILLed mid-saga, NATS
+//! down while orders are placed, a slow provider that errors and hangs, and the payment
+//! breaker opening, failing fast and closing.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use keel::fake_payments::Behaviour;
+use orders::{
+    OrderMode,
+    payments::{ChargeOutcome, PaymentClient},
+};
+use platform::breaker::BreakerState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    nats_server::NatsServer,
+    saga::{app_with, charges, history, provider, set_behaviour},
+};
+
+/// Starts `keel worker` as a real process that the test can SIGKILL.
+fn worker_process(
+    app: &TestApp,
+    nats_url: &str,
+    prefix: &str,
+    payments: &str,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("worker")
+        .env("KEEL_DATABASE_URL", &app.config.db.url)
+        .env("KEEL_REDIS_URL", &app.config.redis.url)
+        .env("KEEL_REDIS_PREFIX", &app.config.redis.key_prefix)
+        .env("KEEL_NATS_URL", nats_url)
+        .env("KEEL_NATS_PREFIX", prefix)
+        .env("KEEL_BUS_ACK_WAIT", "2s")
+        .env("KEEL_SAGA_LEASE", "2s")
+        .env("KEEL_PAYMENTS_URL", payments)
+        .env("KEEL_WORKER_LISTEN", "127.0.0.1:0")
+        .env("KEEL_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the keel binary runs")
+}
+
+#[tokio::test]
+async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
+    let provider = provider(Behaviour {
+        latency: Duration::from_millis(300),
+        ..Behaviour::default()
+    })
+    .await;
+    let app = app_with(&provider, OrderMode::Async).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 1000).await;
+    let customer = app.customer().await;
+    let prefix = nats_prefix();
+
+    let mut worker = worker_process(&app, &nats_url(), &prefix, &provider.url());
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(
+            body(app.order(&customer, product, 1).await).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // Let some sagas get under way, then kill -9 in the middle of them.
+    let in_flight =
+        "SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled')";
+    while app.count(in_flight).await == 30 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.kill().await.unwrap();
+    assert!(
+        app.count(in_flight).await > 0,
+        "the worker died with sagas unfinished"
+    );
+
+    let mut worker = worker_process(&app, &nats_url(), &prefix, &provider.url());
+    for &id in &ids {
+        let order = app
+            .wait_for_final(&customer, id, Duration::from_secs(60))
+            .await;
+        assert_eq!(order["status"], "confirmed", "{order}");
+        let steps = history(&order);
+        let mut unique = steps.clone();
+        unique.dedup();
+        assert_eq!(steps, unique, "no step recorded twice: {order}");
+        let charged = charges(&provider, id).await;
+        assert_eq!(charged.len(), 1, "order {id} charged once: {charged:?}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM orders.shipments").await, 30);
+    assert_eq!(app.stock(product).await, 970);
+    worker.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn orders_placed_while_nats_is_down_are_all_processed_when_it_returns() {
+    let provider = provider(Behaviour::default()).await;
+    let app = app_with(&provider, OrderMode::Async).await;
+    let mut nats = NatsServer::start().await;
+    let worker = spawn_worker(worker_config(&app.config, &nats.url(), "outage")).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 100).await;
+    let customer = app.customer().await;
+
+    let first = body(app.order(&customer, product, 1).await).await["id"]
+        .as_i64()
+        .unwrap();
+    app.wait_for_final(&customer, first, Duration::from_secs(30))
+        .await;
+
+    nats.kill().await;
+    let mut ids = vec![first];
+    for _ in 0..10 {
+        let response = app.order(&customer, product, 1).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "orders are accepted without NATS"
+        );
+        ids.push(body(response).await["id"].as_i64().unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        app.count("SELECT count(*) FROM bus.outbox").await > 0,
+        "the events wait in the outbox"
+    );
+
+    nats.restart().await;
+    for &id in &ids {
+        let order = app
+            .wait_for_final(&customer, id, Duration::from_secs(60))
+            .await;
+        assert_eq!(order["status"], "confirmed", "{order}");
+    }
+    assert_eq!(app.stock(product).await, 89);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_flaky_slow_provider_never_charges_an_order_twice() {
+    let provider = provider(Behaviour {
+        latency: Duration::from_millis(30),
+        error_rate: 0.3,
+        hang_rate: 0.1,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut config = test_config(create_database().await);
+    config.payments = payments_config(&provider.url());
+    config.payments.payments_timeout = Duration::from_millis(200);
+    let app = spawn_app_with(config).await;
+    let worker = spawn_worker(worker_config(&app.config, &nats_url(), &nats_prefix())).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 1000).await;
+    let customer = app.customer().await;
+
+    let placed = join_all((0..40).map(|_| app.order(&customer, product, 1))).await;
+    let mut ids = Vec::new();
+    for response in placed {
+        ids.push(body(response).await["id"].as_i64().unwrap());
+    }
+    let mut confirmed = 0;
+    for &id in &ids {
+        let order = app
+            .wait_for_final(&customer, id, Duration::from_secs(90))
+            .await;
+        let charged = charges(&provider, id).await;
+        assert!(charged.len() <= 1, "order {id} charged twice: {charged:?}");
+        if order["status"] == "confirmed" {
+            confirmed += 1;
+            assert_eq!(charged[0]["status"], "captured");
+        } else {
+            assert!(
+                charged.iter().all(|c| c["status"] != "captured"),
+                "a cancelled order keeps no money: {charged:?}"
+            );
+        }
+    }
+    assert!(confirmed > 0, "retries get most orders through");
+    let sold = app
+        .count("SELECT count(*) FROM orders.orders WHERE status <> 'cancelled'")
+        .await;
+    assert_eq!(i64::from(app.stock(product).await), 1000 - sold);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_failures_fails_fast_and_closes_after_a_good_probe() {
+    let provider = provider(Behaviour {
+        error_rate: 1.0,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut config = payments_config(&provider.url());
+    config.payments_retries = 0;
+    config.payments_breaker_failures = 3;
+    config.payments_breaker_cool_down = Duration::from_millis(300);
+    let client = PaymentClient::new(&config);
+    let calls = || async {
+        reqwest::get(format!("{}/stats", provider.url()))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["calls"]
+            .as_u64()
+            .unwrap()
+    };
+
+    for n in 0..3 {
+        assert!(matches!(
+            client.charge(&format!("k{n}"), 100, "1").await,
+            ChargeOutcome::Unavailable { .. }
+        ));
+    }
+    assert_eq!(client.breaker_state(), BreakerState::Open);
+    let before = calls().await;
+    assert_eq!(
+        client.charge("k3", 100, "1").await,
+        ChargeOutcome::Unavailable {
+            reason: "circuit open".into()
+        }
+    );
+    assert_eq!(
+        calls().await,
+        before,
+        "an open circuit does not call the provider"
+    );
+
+    set_behaviour(&provider, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(matches!(
+        client.charge("k4", 100, "1").await,
+        ChargeOutcome::Captured { .. }
+    ));
+    assert_eq!(client.breaker_state(), BreakerState::Closed);
+}
