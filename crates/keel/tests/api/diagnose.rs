@@ -37,6 +37,7 @@ impl KeelProcess {
         F: Fn(reqwest::Client, u64) -> Fut + Clone,
         Fut: std::future::Future<Output = ()>,
     {
+        let _quiet = MACHINE.write().await;
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let http = reqwest::Client::new();

@@ -423,3 +423,8 @@ pub async fn wait_for_port(port: u16, what: &str) {
     }
     panic!("{what} did not start on {port}");
 }
+
+/// The machine the tests share: tests that measure where time goes (`keel diagnose`) hold it
+/// exclusively, tests that load it hard (their own PostgreSQL clusters, order bursts, killed
+/// processes) hold it shared, so on a two-core CI machine the two never overlap.
+pub static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

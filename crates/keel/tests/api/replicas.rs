@@ -139,6 +139,7 @@ impl Probe<'_> {
 
 #[tokio::test]
 async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() {
+    let _busy = crate::helpers::MACHINE.read().await;
     let primary = Cluster::new("primary", None);
     execute(&primary.url("keel", "postgres"), "CREATE DATABASE shop").await;
     let replica = Cluster::new("replica", Some(primary.port));

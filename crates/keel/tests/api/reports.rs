@@ -107,6 +107,7 @@ async fn burst(app: &TestApp, customers: &[String], products: &[i64], n: usize) 
 
 #[tokio::test]
 async fn read_models_equal_a_recomputation_and_survive_a_rebuild_under_load() {
+    let _busy = crate::helpers::MACHINE.read().await;
     // Totals over 50.00 are declined: those orders are cancelled by the saga.
     let provider = FakePayments::start(
         "127.0.0.1:0".parse().unwrap(),

@@ -48,6 +48,7 @@ fn worker_process(
 
 #[tokio::test]
 async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
+    let _busy = crate::helpers::MACHINE.read().await;
     let provider = provider(Behaviour {
         latency: Duration::from_millis(300),
         ..Behaviour::default()
@@ -100,6 +101,7 @@ async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
 
 #[tokio::test]
 async fn orders_placed_while_nats_is_down_are_all_processed_when_it_returns() {
+    let _busy = crate::helpers::MACHINE.read().await;
     let provider = provider(Behaviour::default()).await;
     let app = app_with(&provider, OrderMode::Async).await;
     let mut nats = NatsServer::start().await;
@@ -144,6 +146,7 @@ async fn orders_placed_while_nats_is_down_are_all_processed_when_it_returns() {
 
 #[tokio::test]
 async fn a_flaky_slow_provider_never_charges_an_order_twice() {
+    let _busy = crate::helpers::MACHINE.read().await;
     let provider = provider(Behaviour {
         latency: Duration::from_millis(30),
         error_rate: 0.3,
@@ -192,6 +195,7 @@ async fn a_flaky_slow_provider_never_charges_an_order_twice() {
 
 #[tokio::test]
 async fn the_breaker_opens_on_failures_fails_fast_and_closes_after_a_good_probe() {
+    let _busy = crate::helpers::MACHINE.read().await;
     let provider = provider(Behaviour {
         error_rate: 1.0,
         ..Behaviour::default()
