@@ -45,9 +45,9 @@ read -r l1_rate_p50 l1_rate_p99 l1_rate_ok < <(run_oha get-layered-high "$(( lay
 read -r b_high_p50 b_high_p99 b_high_ok < <(run_oha baseline-high "$(( layered_rps * share / 100 ))" "http://127.0.0.1:18081/")
 
 # This machine's speed drifts between runs seconds apart, so the L1-hit ratio comes from
-# alternating 5 s runs of the baseline and of Keel, 5 rounds, median of each.
+# alternating 5 s runs of the baseline and of Keel, ROUNDS rounds (7), median of each.
 rounds=""
-for _ in 1 2 3 4 5; do
+for _ in $(seq "${ROUNDS:-7}"); do
     b=$(wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18081 | awk '/Requests\/sec/ {print int($2)}')
     k=$(wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18080 | awk '/Requests\/sec/ {print int($2)}')
     rounds="$rounds$b $k $(( 100 * k / b ))\n"

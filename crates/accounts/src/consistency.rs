@@ -41,7 +41,10 @@ where
             // Not resolved by middleware yet: resolve it here, once, for the handler too. An
             // unknown or expired session just remembers nothing.
             None if auth::session_token(&parts.headers).is_some() => {
-                let user = auth::authenticate(&Sessions::from_ref(state), &parts.headers).await?;
+                // Boxed: a Redis round trip's future would otherwise grow every anonymous
+                // read's handler future, which axum moves onto the heap per request.
+                let sessions = Sessions::from_ref(state);
+                let user = Box::pin(auth::authenticate(&sessions, &parts.headers)).await?;
                 let seen = user.as_ref().and_then(|user| user.seen);
                 if let Some(user) = user {
                     parts.extensions.insert(user);

@@ -31,9 +31,10 @@ impl ProductCache {
         token: Option<Lsn>,
         id: ProductId,
     ) -> Result<Bytes, Error> {
+        let mut key = KeyBuf::default();
         let json = self
             .0
-            .get_or_load(&key(id), token, |at_least| async move {
+            .get_or_load(key.product(id), token, |at_least| async move {
                 let (product, as_of) = db
                     .with_read_as_of(at_least, |client| async move {
                         match query::fetch_product(&client, id).await {
@@ -64,5 +65,35 @@ impl ProductCache {
 }
 
 fn key(id: ProductId) -> String {
-    format!("product:{id}")
+    KeyBuf::default().product(id).to_owned()
+}
+
+/// A product's cache key, written on the stack: every read of a product makes one.
+#[derive(Default)]
+struct KeyBuf([u8; 28]);
+
+impl KeyBuf {
+    /// `product:{id}`.
+    fn product(&mut self, id: ProductId) -> &str {
+        const PREFIX: &[u8] = b"product:";
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(id).as_bytes();
+        let len = PREFIX.len() + digits.len();
+        self.0[..PREFIX.len()].copy_from_slice(PREFIX);
+        self.0[PREFIX.len()..len].copy_from_slice(digits);
+        // Only ASCII was written.
+        std::str::from_utf8(&self.0[..len]).unwrap_or("product:?")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_product_id_in_decimal() {
+        for id in [0, 7, 42, 1_000_000, -3, i64::MAX, i64::MIN] {
+            assert_eq!(KeyBuf::default().product(id), format!("product:{id}"));
+        }
+    }
 }

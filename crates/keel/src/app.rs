@@ -10,19 +10,15 @@ use platform::{
     InfraError,
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError},
+    http::SelectiveLayer,
     ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
 };
 use reports::Reports;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
-use crate::{
-    Config,
-    consistency::{Consistency, issue_consistency_token},
-    health,
-    limits::{Limits, rate_limit},
-    openapi,
-};
+use crate::{Config, consistency::IssueTokens, health, limits::Limits, openapi};
 
 /// Every module's migrations, in dependency order.
 const MIGRATIONS: [&[Migration]; 5] = [
@@ -94,21 +90,18 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
         }))
         .merge(health::router(db.clone(), redis.clone()))
         .merge(platform::metrics::router())
-        .merge(openapi::router())
-        .layer(axum::middleware::from_fn_with_state(
-            Consistency {
-                db,
-                sessions: sessions.clone(),
-            },
-            issue_consistency_token,
-        ));
-    let api = if config.rate_limits.rate_limit_off {
-        api
-    } else {
-        let limits = Limits::new(RateLimiter::new(redis), sessions, &config.rate_limits);
-        api.layer(axum::middleware::from_fn_with_state(limits, rate_limit))
-    };
-    platform::http::layer(api, &config.http)
+        .merge(openapi::router());
+    let limits = (!config.rate_limits.rate_limit_off).then(|| {
+        Limits::new(
+            RateLimiter::new(redis),
+            sessions.clone(),
+            &config.rate_limits,
+        )
+    });
+    let layers = ServiceBuilder::new()
+        .layer(SelectiveLayer(limits))
+        .layer(SelectiveLayer(IssueTokens { db, sessions }));
+    platform::http::layer(api, &config.http, layers)
 }
 
 /// A migrated application bound to its port, ready to serve.

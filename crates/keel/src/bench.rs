@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::{Router, http::header, routing::get};
+use platform::http::JSON;
 use tokio::net::TcpListener;
 
 /// Serves `GET /*` with `size` bytes of JSON until `shutdown` completes.
@@ -15,7 +16,7 @@ pub async fn serve_baseline(
     let body = fixed_json(size);
     let router = Router::new().fallback(get(move || {
         let body = body.clone();
-        async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        async move { ([(header::CONTENT_TYPE, JSON)], body) }
     }));
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), size, "baseline serving");

@@ -3,54 +3,65 @@
 //! next reads (through any instance, from any replica) see the write. The read half is
 //! [`accounts::ReadToken`].
 
-use accounts::Sessions;
-use axum::{
-    extract::{Request, State},
-    http::HeaderValue,
-    middleware::Next,
-    response::Response,
-};
-use platform::{db::Db, http::CONSISTENCY_TOKEN};
+use std::convert::Infallible;
 
+use accounts::Sessions;
+use axum::{extract::Request, http::HeaderValue, response::Response};
+use platform::{
+    db::Db,
+    http::{CONSISTENCY_TOKEN, Selective, call_next},
+};
+use tower::Service;
+
+/// Issues consistency tokens for writes; reads pass straight through (they are the hot
+/// path). Applied with [`platform::http::SelectiveLayer`].
 #[derive(Clone, Debug)]
-pub(crate) struct Consistency {
+pub(crate) struct IssueTokens {
     pub(crate) db: Db,
     pub(crate) sessions: Sessions,
 }
 
-pub(crate) async fn issue_consistency_token(
-    State(consistency): State<Consistency>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if request.method().is_safe() {
-        return next.run(request).await;
+impl Selective for IssueTokens {
+    /// The caller's session, which remembers the token.
+    type Plan = Option<String>;
+
+    fn plan(&self, request: &Request) -> Option<Self::Plan> {
+        (!request.method().is_safe())
+            .then(|| accounts::session_token(request.headers()).map(str::to_owned))
     }
-    let session = accounts::session_token(request.headers()).map(str::to_owned);
-    let mut response = next.run(request).await;
-    if !response.status().is_success() {
-        return response;
+
+    async fn around<S>(self, session: Self::Plan, request: Request, next: S) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let response = call_next(next, request).await;
+        self.issue(session, response).await
     }
-    // Read after the handler committed: at or past its commit, whichever connection it used.
-    let written_at = match consistency.db.consistency_token().await {
-        Ok(position) => position,
-        Err(e) => {
-            // The write stands; only its reads may come from a replica that lacks it.
-            tracing::warn!(error = %e, "no consistency token for a write");
+}
+
+impl IssueTokens {
+    async fn issue(&self, session: Option<String>, mut response: Response) -> Response {
+        if !response.status().is_success() {
             return response;
         }
-    };
-    if let Ok(value) = HeaderValue::from_str(&written_at.to_string()) {
-        response.headers_mut().insert(CONSISTENCY_TOKEN, value);
-    }
-    if let Some(session) = session {
-        if let Err(e) = consistency
-            .sessions
-            .remember_write(&session, written_at)
-            .await
-        {
-            tracing::warn!(error = %e, "the session could not remember a write's token; the header still carries it");
+        // Read after the handler committed: at or past its commit, whichever connection it used.
+        let written_at = match self.db.consistency_token().await {
+            Ok(position) => position,
+            Err(e) => {
+                // The write stands; only its reads may come from a replica that lacks it.
+                tracing::warn!(error = %e, "no consistency token for a write");
+                return response;
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&written_at.to_string()) {
+            response.headers_mut().insert(CONSISTENCY_TOKEN, value);
         }
+        if let Some(session) = session {
+            if let Err(e) = self.sessions.remember_write(&session, written_at).await {
+                tracing::warn!(error = %e, "the session could not remember a write's token; the header still carries it");
+            }
+        }
+        response
     }
-    response
 }

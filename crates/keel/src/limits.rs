@@ -2,16 +2,22 @@
 //! spends — the user's when the request carries a valid session, else the client's IP.
 //! Logins and registrations always spend the IP's budget (credential stuffing).
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+};
 
 use accounts::Sessions;
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request},
     http::{HeaderMap, Method},
-    middleware::Next,
     response::Response,
 };
-use platform::ratelimit::{Policy, RateLimitConfig, RateLimiter, apply_headers, too_many_requests};
+use platform::{
+    http::{Selective, call_next},
+    ratelimit::{Policy, RateLimitConfig, RateLimiter, apply_headers, too_many_requests},
+};
+use tower::Service;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
@@ -20,7 +26,8 @@ pub(crate) struct Limits {
     login: Policy,
     write: Policy,
     read: Policy,
-    trusted_proxies: Vec<IpAddr>,
+    /// Shared: the routes' stacks are cloned per request.
+    trusted_proxies: std::sync::Arc<[IpAddr]>,
 }
 
 impl Limits {
@@ -40,7 +47,7 @@ impl Limits {
                 name: "read",
                 quota: config.rate_read,
             },
-            trusted_proxies: config.trusted_proxies.clone(),
+            trusted_proxies: config.trusted_proxies.as_slice().into(),
         }
     }
 
@@ -79,46 +86,51 @@ impl Limits {
     }
 }
 
-pub(crate) async fn rate_limit(
-    State(limits): State<Limits>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Some((policy, per_user)) = limits
-        .policy(request.method(), request.uri().path())
-        .map(|(policy, per_user)| (policy.clone(), per_user))
-    else {
-        return next.run(request).await;
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let ip = limits.client_ip(peer, request.headers());
-    let user = if per_user {
-        // A Redis failure here leaves the request anonymous; its handler reports the outage.
-        accounts::authenticate(&limits.sessions, request.headers())
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
-    let key = match (&user, ip) {
-        (Some(user), _) => format!("user:{}", user.id),
-        (None, Some(ip)) => format!("ip:{ip}"),
-        (None, None) => "ip:unknown".to_owned(),
-    };
-    if let Some(user) = user {
-        request.extensions_mut().insert(user);
+impl Selective for Limits {
+    /// The request's quota, and whether a session may pay for it.
+    type Plan = (Policy, bool);
+
+    fn plan(&self, request: &Request) -> Option<Self::Plan> {
+        self.policy(request.method(), request.uri().path())
+            .map(|(policy, per_user)| (policy.clone(), per_user))
     }
-    let decision = limits.limiter.check(&policy, &key).await;
-    if !decision.allowed {
-        return too_many_requests(&policy, &decision);
+
+    async fn around<S>(self, plan: Self::Plan, mut request: Request, next: S) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let (policy, per_user) = plan;
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let ip = self.client_ip(peer, request.headers());
+        let user = if per_user {
+            // A Redis failure here leaves the request anonymous; its handler reports the outage.
+            accounts::authenticate(&self.sessions, request.headers())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let key = match (&user, ip) {
+            (Some(user), _) => format!("user:{}", user.id),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "ip:unknown".to_owned(),
+        };
+        if let Some(user) = user {
+            request.extensions_mut().insert(user);
+        }
+        let decision = self.limiter.check(&policy, &key).await;
+        if !decision.allowed {
+            return too_many_requests(&policy, &decision);
+        }
+        let mut response = call_next(next, request).await;
+        apply_headers(response.headers_mut(), &policy, &decision);
+        response
     }
-    let mut response = next.run(request).await;
-    apply_headers(response.headers_mut(), &policy, &decision);
-    response
 }
 
 #[cfg(test)]

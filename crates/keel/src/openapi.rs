@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types, served at `/openapi.json`.
 
 use axum::{Router, http::header, routing::get};
+use platform::http::JSON;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -53,7 +54,7 @@ pub(crate) fn router() -> Router {
     });
     Router::new().route(
         "/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], json.clone()) }),
+        get(move || async move { ([(header::CONTENT_TYPE, JSON)], json.clone()) }),
     )
 }
 

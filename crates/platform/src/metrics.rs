@@ -63,15 +63,23 @@ async fn render() -> impl IntoResponse {
     )
 }
 
-/// The name of a status code's class (`2xx` … `5xx`), the label errors are counted by.
-pub fn status_class(status: u16) -> &'static str {
+/// Status code classes, the label errors are counted by.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Where a status code's class is in [`STATUS_CLASSES`] (anything unusual counts as `5xx`).
+pub fn status_class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
+}
+
+/// The name of a status code's class (`2xx` … `5xx`).
+pub fn status_class(status: u16) -> &'static str {
+    STATUS_CLASSES[status_class_index(status)]
 }
 
 #[cfg(test)]

@@ -7,19 +7,24 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::{InfraError, config::RedisConfig};
 
-/// A handle on Redis: cheap to clone, every clone shares one connection.
+/// A handle on Redis: cheap to clone (one `Arc`; handlers clone their state on every
+/// request), every clone shares one connection.
 #[derive(Clone)]
 pub struct Redis {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
     client: redis::Client,
     conn: ConnectionManager,
-    prefix: Arc<str>,
+    prefix: String,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redis")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.inner.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -41,30 +46,34 @@ impl Redis {
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(RedisConfigError)?;
         Ok(Self {
-            client,
-            conn,
-            prefix: config.key_prefix.as_str().into(),
-            timeout: config.timeout,
+            inner: Arc::new(Shared {
+                client,
+                conn,
+                prefix: config.key_prefix.clone(),
+                timeout: config.timeout,
+            }),
         })
     }
 
     /// The full key for `name`, under this deployment's prefix.
     pub fn key(&self, name: &str) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + name.len());
-        key.push_str(&self.prefix);
+        let mut key = String::with_capacity(self.inner.prefix.len() + name.len());
+        key.push_str(&self.inner.prefix);
         key.push_str(name);
         key
     }
 
     /// A connection to run commands on; clones share one multiplexed connection.
     pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.inner.conn.clone()
     }
 
     /// A dedicated connection for subscriptions (pub/sub cannot share the multiplexed one).
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, InfraError> {
-        let connect = self.client.get_async_pubsub();
-        match tokio::time::timeout(self.timeout.max(Duration::from_millis(100)), connect).await {
+        let connect = self.inner.client.get_async_pubsub();
+        match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(100)), connect)
+            .await
+        {
             Ok(result) => Ok(result?),
             Err(elapsed) => Err(InfraError::unavailable("redis", elapsed)),
         }

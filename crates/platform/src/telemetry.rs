@@ -82,21 +82,50 @@ fn exporter(
 }
 
 /// Joins `span` to the trace the request's `traceparent` header names (W3C Trace Context),
-/// or to a new one, and returns the trace id (32 hex digits) for the logs and the response.
-pub fn join_trace(span: &tracing::Span, headers: &HeaderMap) -> String {
+/// or to a new one, and returns the trace id for the logs and the response.
+pub fn join_trace(span: &tracing::Span, headers: &HeaderMap) -> TraceId {
     if EXPORTING.load(Relaxed) {
         let parent = TraceContextPropagator::new().extract(&Headers(headers));
         if let Err(e) = span.set_parent(parent) {
             tracing::debug!(error = %e, "span not joined to its parent trace");
         }
         let trace_id = span.context().span().span_context().trace_id();
-        return trace_id.to_string();
+        return TraceId(hex(u128::from_be_bytes(trace_id.to_bytes())));
     }
-    headers
+    let sent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
         .and_then(trace_id_of)
-        .map_or_else(|| format!("{:032x}", fastrand::u128(1..)), str::to_owned)
+        .and_then(|id| id.as_bytes().try_into().ok());
+    TraceId(sent.unwrap_or_else(|| hex(fastrand::u128(1..))))
+}
+
+/// A trace id: 32 lower-case hex digits, kept on the stack (one is made per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceId([u8; 32]);
+
+impl TraceId {
+    pub fn as_str(&self) -> &str {
+        // Only ever hex digits: from `hex`, or a `traceparent` checked by `trace_id_of`.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    pub fn header(&self) -> axum::http::HeaderValue {
+        axum::http::HeaderValue::from_bytes(&self.0)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("unknown"))
+    }
+}
+
+/// `value`'s lowest `N` hex digits, lower case: ids are made on every request, and this is
+/// several times cheaper than `format!`.
+pub(crate) fn hex<const N: usize>(value: u128) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const { assert!(N <= 32, "a u128 has 32 hex digits") };
+    let mut out = [b'0'; N];
+    for (shift, digit) in out.iter_mut().rev().enumerate() {
+        *digit = DIGITS[((value >> (4 * shift)) & 0xf) as usize];
+    }
+    out
 }
 
 /// The trace id of a `traceparent` value (`00-<32 hex>-<16 hex>-<2 hex>`), if well formed.
@@ -147,10 +176,40 @@ mod tests {
     }
 
     #[test]
+    fn hex_matches_the_formatter() {
+        for value in [
+            0,
+            1,
+            0xabc,
+            u64::MAX as u128,
+            u128::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            assert_eq!(&hex::<32>(value), format!("{value:032x}").as_bytes());
+            let low = value as u64;
+            assert_eq!(&hex::<16>(value), format!("{low:016x}").as_bytes());
+        }
+    }
+
+    #[test]
     fn without_an_exporter_a_request_gets_a_fresh_trace_id() {
         let id = join_trace(&tracing::Span::none(), &HeaderMap::new());
-        assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(id.as_str().len(), 32);
+        assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(id, join_trace(&tracing::Span::none(), &HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_valid_traceparent_names_the_trace() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let id = join_trace(&tracing::Span::none(), &headers);
+        assert_eq!(id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(id.header(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 }

@@ -315,3 +315,24 @@ async fn an_entry_older_than_the_readers_token_is_loaded_past() {
         ("o".into(), Some(Some(Lsn(60))))
     );
 }
+
+/// Without replicas a load reads the primary, which has every committed write: the newest
+/// token the instance has issued or been shown is its `as_of`, with no query for it.
+#[tokio::test]
+async fn without_replicas_a_load_is_as_new_as_the_newest_token_heard() {
+    let app = spawn_app().await;
+    let read = |token| {
+        app.db.with_read_as_of(token, |client| async move {
+            let row = client.query_one("SELECT 1", &[]).await;
+            row.map(|_| ()).map_err(platform::InfraError::from)
+        })
+    };
+    let issued = app.db.consistency_token().await.unwrap();
+    let ((), as_of) = read(None).await.unwrap();
+    assert_eq!(as_of, issued, "the token this instance issued");
+    let shown = Lsn(issued.0 + 1_000);
+    let ((), as_of) = read(Some(shown)).await.unwrap();
+    assert_eq!(as_of, shown, "a reader's token");
+    let ((), as_of) = read(None).await.unwrap();
+    assert_eq!(as_of, shown, "remembered");
+}

@@ -40,20 +40,34 @@ impl KeelProcess {
         let _quiet = MACHINE.write().await;
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
         let http = reqwest::Client::new();
         let load = join_all((0..clients).map(|_| {
-            let (stop, sent, http, request) =
-                (stop.clone(), sent.clone(), http.clone(), request.clone());
+            let (stop, sent, done, http, request) = (
+                stop.clone(),
+                sent.clone(),
+                done.clone(),
+                http.clone(),
+                request.clone(),
+            );
             async move {
                 while !stop.load(Ordering::Relaxed) {
                     request(http.clone(), sent.fetch_add(1, Ordering::Relaxed)).await;
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
         let args = self.args();
         let diagnosis = async {
-            // Let the traffic settle first.
+            // Let the traffic settle first: the window's histograms count a request that ends
+            // in it whole, so the cold first round (new pool connections, first statements
+            // prepared) must be over before it starts, however slow the machine is today.
+            let settled = (clients as u64) * 2;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             tokio::time::sleep(Duration::from_millis(500)).await;
+            while done.load(Ordering::Relaxed) < settled && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let report = diagnose(&args).await.unwrap();
             stop.store(true, Ordering::Relaxed);
             report

@@ -57,7 +57,7 @@ impl Cache {
                                 self.written_at(Lsn(written_at));
                             }
                             for key in lines {
-                                self.invalidate_l1(key).await;
+                                self.invalidate_l1(key);
                             }
                         }
                         tracing::warn!("cache invalidation channel closed; resubscribing");

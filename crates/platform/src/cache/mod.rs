@@ -1,4 +1,4 @@
-//! The layered cache: L1 in-process (moka), L2 Redis, then the source.
+//! The layered cache: L1 in-process ([`l1`], quick_cache), L2 Redis, then the source.
 //!
 //! - Values are stored pre-serialized (`Bytes`): a hit serves bytes without touching the
 //!   database or encoding JSON again.
@@ -16,6 +16,7 @@
 
 mod config;
 mod invalidation;
+mod l1;
 mod l2;
 mod stats;
 
@@ -32,7 +33,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use moka::{future::Cache as Moka, policy::Expiry};
 
 use crate::{InfraError, breaker::Breaker, db::Lsn, redis::Redis};
 
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Cache {
 
 struct Inner {
     config: CacheConfig,
-    l1: Moka<String, Entry>,
+    l1: l1::L1,
     redis: Redis,
     breaker: Breaker,
     stats: CacheStats,
@@ -89,30 +89,9 @@ impl Entry {
     }
 }
 
-struct EntryExpiry {
-    ttl: Duration,
-    negative_ttl: Duration,
-}
-
-impl Expiry<String, Entry> for EntryExpiry {
-    fn expire_after_create(&self, key: &String, entry: &Entry, _: Instant) -> Option<Duration> {
-        Some(match (&entry.value, entry.racing_write) {
-            (_, true) => Duration::ZERO,
-            (Some(_), false) => jitter(self.ttl, key),
-            (None, false) => self.negative_ttl,
-        })
-    }
-}
-
 impl Cache {
     pub fn new(redis: Redis, config: CacheConfig) -> Self {
-        let l1 = Moka::builder()
-            .max_capacity(config.l1_capacity)
-            .expire_after(EntryExpiry {
-                ttl: config.l1_ttl,
-                negative_ttl: config.negative_ttl,
-            })
-            .build();
+        let l1 = l1::L1::new(config.l1_capacity, config.l1_ttl, config.negative_ttl);
         Self {
             inner: Arc::new(Inner {
                 breaker: Breaker::new("redis_cache", 3, Duration::from_secs(1)),
@@ -150,6 +129,29 @@ impl Cache {
         Fut: Future<Output = Result<Loaded, InfraError>>,
     {
         let inner = &self.inner;
+        if inner.config.mode == CacheMode::Layered
+            && let Some(entry) = inner.l1.get(key, token)
+        {
+            inner.stats.count_l1_hit();
+            return Ok(entry.value);
+        }
+        // Everything past an L1 hit waits on Redis or the source anyway: boxed, so the hit's
+        // future (and every future awaiting it, up to the handler's) stays small to move.
+        Box::pin(self.get_past_l1(key, token, load)).await
+    }
+
+    /// [`Cache::get_or_load`] when L1 has nothing (or nothing new enough) to serve.
+    async fn get_past_l1<F, Fut>(
+        &self,
+        key: &str,
+        token: Option<Lsn>,
+        load: F,
+    ) -> Result<Option<Bytes>, InfraError>
+    where
+        F: Fn(Option<Lsn>) -> Fut,
+        Fut: Future<Output = Result<Loaded, InfraError>>,
+    {
+        let inner = &self.inner;
         match inner.config.mode {
             CacheMode::Off => {
                 inner.stats.count_load();
@@ -157,28 +159,11 @@ impl Cache {
             }
             CacheMode::Redis => Ok(self.load_through_l2(key, token, &load).await?.value),
             CacheMode::Layered => {
-                let entry = match inner.l1.get(key).await {
-                    Some(entry) if entry.serves(token) => {
-                        inner.stats.count_l1_hit();
-                        return Ok(entry.value);
-                    }
-                    Some(entry) => entry,
-                    None => inner
-                        .l1
-                        .try_get_with(key.to_owned(), self.load_through_l2(key, token, &load))
-                        .await
-                        .map_err(shared_error)?,
-                };
-                if entry.serves(token) {
-                    return Ok(entry.value);
-                }
-                // Older than the reader's own write (a hit from before it, or a load another
-                // reader started): loaded past, and the newer entry replaces it for everyone.
-                let newer = self.load_through_l2(key, token, &load).await?;
-                if !newer.racing_write {
-                    inner.l1.insert(key.to_owned(), newer.clone()).await;
-                }
-                Ok(newer.value)
+                let entry = inner
+                    .l1
+                    .get_or_load(key, token, self.load_through_l2(key, token, &load))
+                    .await?;
+                Ok(entry.value)
             }
         }
     }
@@ -228,7 +213,7 @@ impl Cache {
         self.written_at(written_at);
         inner.epoch.fetch_add(1, Ordering::AcqRel);
         for key in keys {
-            inner.l1.invalidate(key).await;
+            inner.l1.remove(key);
         }
         inner.stats.count_invalidations(keys.len());
         if inner.config.mode != CacheMode::Off {
@@ -246,12 +231,12 @@ impl Cache {
     /// Forgets everything this instance holds in L1 (after missed invalidations).
     fn clear_l1(&self) {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        self.inner.l1.invalidate_all();
+        self.inner.l1.clear();
     }
 
-    async fn invalidate_l1(&self, key: &str) {
+    fn invalidate_l1(&self, key: &str) {
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
-        self.inner.l1.invalidate(key).await;
+        self.inner.l1.remove(key);
     }
 }
 
@@ -260,31 +245,6 @@ fn jitter(d: Duration, key: &str) -> Duration {
     use std::hash::{BuildHasher, RandomState};
     let noise = RandomState::new().hash_one((key, Instant::now())) % 2001; // 0..=2000
     d.mul_f64(0.9 + noise as f64 / 10_000.0)
-}
-
-/// moka shares one load's error among all the callers it coalesced.
-fn shared_error(e: Arc<InfraError>) -> InfraError {
-    match &*e {
-        InfraError::Unavailable { dependency, .. } => {
-            InfraError::unavailable(dependency, SharedError(e.clone()))
-        }
-        InfraError::Unexpected(_) => InfraError::unexpected(SharedError(e)),
-    }
-}
-
-#[derive(Debug)]
-struct SharedError(Arc<InfraError>);
-
-impl std::fmt::Display for SharedError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for SharedError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&*self.0)
-    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ impl Notifications {
 impl Db {
     /// Opens a connection to the primary that listens on `channel`.
     pub async fn listen(&self, channel: &str) -> Result<Notifications, InfraError> {
-        let (client, mut connection) = self.primary.connect(NoTls).await?;
+        let (client, mut connection) = self.inner.primary.connect(NoTls).await?;
         let (tx, received) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

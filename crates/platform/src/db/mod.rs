@@ -11,7 +11,14 @@ pub use lsn::{InvalidLsn, Lsn};
 pub use deadpool_postgres::{Object as Connection, Transaction};
 pub use migrate::{Migration, MigrationError, migrate};
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -24,13 +31,23 @@ use crate::{InfraError, config::DbConfig};
 ///
 /// Code asks for `write()` or `read()` per query, so pointing `read_url` at replicas later
 /// changes no caller.
+///
+/// One `Arc`: handlers clone their state on every request.
 #[derive(Clone, Debug)]
 pub struct Db {
+    inner: Arc<Pools>,
+}
+
+#[derive(Debug)]
+struct Pools {
     write: Pool,
     read: Pool,
-    replicas: Arc<Replicas>,
+    replicas: Replicas,
     /// The primary's settings, for the dedicated connections LISTEN needs.
     primary: tokio_postgres::Config,
+    /// The newest consistency token this instance has issued or been shown: committed, so
+    /// visible to any read on the primary that starts later.
+    heard: AtomicU64,
 }
 
 /// A configuration the pools cannot be built from.
@@ -71,10 +88,13 @@ impl Db {
                 reason: e.to_string(),
             })?;
         Ok(Self {
-            write,
-            read,
-            replicas: Arc::new(Replicas::new(replicas, config.replica_max_lag)),
-            primary,
+            inner: Arc::new(Pools {
+                write,
+                read,
+                replicas: Replicas::new(replicas, config.replica_max_lag),
+                primary,
+                heard: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -91,7 +111,7 @@ impl Db {
         Fut: Future<Output = Result<T, E>>,
         E: From<InfraError>,
     {
-        if let Some(replica) = self.replicas.pick(token) {
+        if let Some(replica) = self.inner.replicas.pick(token) {
             match acquire(&replica.pool, "replica").await {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
@@ -101,9 +121,9 @@ impl Db {
                             .increment(1);
                         return result;
                     }
-                    self.replicas.mark_down(replica);
+                    self.inner.replicas.mark_down(replica);
                 }
-                Err(_) => self.replicas.mark_down(replica),
+                Err(_) => self.inner.replicas.mark_down(replica),
             }
         }
         metrics::counter!("keel_db_reads_total", "target" => "primary").increment(1);
@@ -123,6 +143,14 @@ impl Db {
         Fut: Future<Output = Result<T, E>>,
         E: From<InfraError>,
     {
+        if !self.has_replicas() {
+            // Every read runs on the primary, which shows every write committed before the
+            // read began: the newest token heard of is a safe `as_of`, and asking the server
+            // for its position would double the round trips of every cache load.
+            let as_of = self.heard(token);
+            let value = self.with_read(token, read).await?;
+            return Ok((value, as_of));
+        }
         let read = &read;
         self.with_read(token, |connection: Arc<Connection>| async move {
             // Read before the query, so the query's snapshot is at least this new. Wherever
@@ -137,7 +165,16 @@ impl Db {
     /// The primary's WAL position now: the consistency token of every write committed so far
     /// (see [`wal_position`]).
     pub async fn consistency_token(&self) -> Result<Lsn, InfraError> {
-        wal_position(&self.write().await?).await
+        let position = wal_position(&self.write().await?).await?;
+        self.heard(Some(position));
+        Ok(position)
+    }
+
+    /// Remembers `token` if it is the newest heard of, and returns the newest.
+    fn heard(&self, token: Option<Lsn>) -> Lsn {
+        let token = token.map_or(0, |token| token.0);
+        let before = self.inner.heard.fetch_max(token, Ordering::AcqRel);
+        Lsn(before.max(token))
     }
 
     /// The consistency token of what `client` just committed, for a cache invalidation to
@@ -156,34 +193,34 @@ impl Db {
 
     /// Whether any read replica is configured.
     pub fn has_replicas(&self) -> bool {
-        !self.replicas.is_empty()
+        !self.inner.replicas.is_empty()
     }
 
     /// Checks every replica's health and lag every `interval`, for as long as it runs.
     pub async fn watch_replicas(self, interval: Duration) {
-        if self.replicas.is_empty() {
+        if self.inner.replicas.is_empty() {
             return;
         }
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            self.replicas.check(&self.write).await;
+            self.inner.replicas.check(&self.inner.write).await;
         }
     }
 
     /// A connection to the primary, for writes and reads that must see them.
     pub async fn write(&self) -> Result<Connection, InfraError> {
-        acquire(&self.write, "write").await
+        acquire(&self.inner.write, "write").await
     }
 
     /// A connection for reads that may be served by a replica.
     pub async fn read(&self) -> Result<Connection, InfraError> {
-        acquire(&self.read, "read").await
+        acquire(&self.inner.read, "read").await
     }
 
     /// Checks that both pools reach their server.
     pub async fn ping(&self) -> Result<(), InfraError> {
-        for pool in [&self.write, &self.read] {
+        for pool in [&self.inner.write, &self.inner.read] {
             pool.get().await?.simple_query("SELECT 1").await?;
         }
         Ok(())

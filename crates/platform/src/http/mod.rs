@@ -1,15 +1,23 @@
 //! The HTTP edge every module shares: RFC 9457 problems, extractors whose rejections name
 //! the field, and the middleware stack (request id, logs, timeout, body limit, panics).
 
+mod edge;
 mod extract;
 mod middleware;
 mod problem;
+mod red;
+mod selective;
 
 pub use extract::{IdPath, Json, Path, Query};
 pub use middleware::{fallback, layer};
 pub use problem::{FieldError, Problem};
+pub use selective::{Selective, SelectiveLayer, SelectiveService, call_next};
 
 /// The response header that carries a write's consistency token, and the request header a
 /// client may send it back in, so its reads see that write.
 pub const CONSISTENCY_TOKEN: axum::http::HeaderName =
     axum::http::HeaderName::from_static("x-consistency-token");
+
+/// `Content-Type: application/json` for bodies serialized ahead of time (a `&str` would be
+/// parsed and copied on every response).
+pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");

@@ -1,0 +1,122 @@
+//! RED metrics per route — `keel_http_requests_total{method, route, status}`,
+//! `keel_http_request_duration_seconds{method, route}` and `keel_http_requests_in_flight` —
+//! with each route's handles registered once: a request pays a map lookup under a read lock
+//! and a few atomic adds, not the recorder's label hashing and allocations three times over.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock, RwLock},
+    time::Duration,
+};
+
+use axum::http::Method;
+use metrics::{Counter, Gauge, Histogram};
+
+/// The handles of every (method, route) seen so far. Routes are a fixed set (a path that
+/// matched none is the one route `unmatched`), so this stays small.
+#[derive(Debug)]
+pub(super) struct RedMetrics {
+    by_method: [RwLock<HashMap<Box<str>, Arc<RouteRed>>>; METHODS.len()],
+    in_flight: Gauge,
+}
+
+/// Methods as static labels; anything unusual is `OTHER`.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "OTHER",
+];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// One route's handles; the requests counter of a status class is registered when the
+/// route first answers with it, so no empty series appear.
+#[derive(Debug)]
+struct RouteRed {
+    method: &'static str,
+    route: Box<str>,
+    by_class: [OnceLock<Counter>; 5],
+    duration: Histogram,
+}
+
+impl RedMetrics {
+    pub(super) fn new() -> Self {
+        // Handles taken before a recorder exists record nothing.
+        crate::metrics::handle();
+        Self {
+            by_method: Default::default(),
+            in_flight: metrics::gauge!("keel_http_requests_in_flight"),
+        }
+    }
+
+    /// Counts a request in flight until the returned guard is finished or dropped.
+    pub(super) fn start(&self, method: &Method, route: &str) -> InFlight {
+        let index = method_index(method);
+        let known = self.by_method[index]
+            .read()
+            .ok()
+            .and_then(|routes| routes.get(route).cloned());
+        let red = known.unwrap_or_else(|| self.register(index, route));
+        self.in_flight.increment(1.0);
+        InFlight {
+            red,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+
+    #[cold]
+    fn register(&self, index: usize, route: &str) -> Arc<RouteRed> {
+        let method = METHODS[index];
+        let red = Arc::new(RouteRed {
+            method,
+            route: route.into(),
+            by_class: Default::default(),
+            duration: metrics::histogram!("keel_http_request_duration_seconds",
+                "method" => method, "route" => route.to_owned()),
+        });
+        match self.by_method[index].write() {
+            Ok(mut routes) => routes.entry(route.into()).or_insert(red).clone(),
+            // A panic elsewhere poisoned the map: record without remembering.
+            Err(_) => red,
+        }
+    }
+}
+
+/// A request being served, counted in `keel_http_requests_in_flight` until it finishes or
+/// is dropped (a client that hangs up).
+pub(super) struct InFlight {
+    red: Arc<RouteRed>,
+    in_flight: Gauge,
+}
+
+impl InFlight {
+    /// Records the request in `keel_http_requests_total` (status by class) and in the
+    /// duration histogram.
+    pub(super) fn finish(self, status: u16, took: Duration) {
+        let index = crate::metrics::status_class_index(status);
+        let class = crate::metrics::STATUS_CLASSES[index];
+        let red = &self.red;
+        red.by_class[index]
+            .get_or_init(|| {
+                metrics::counter!("keel_http_requests_total",
+                    "method" => red.method, "route" => red.route.to_string(), "status" => class)
+            })
+            .increment(1);
+        red.duration.record(took);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.in_flight.decrement(1.0);
+    }
+}
