@@ -40,32 +40,36 @@ impl KeelProcess {
         let _quiet = MACHINE.write().await;
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicU64::new(0));
+        let warm = Arc::new(AtomicU64::new(0));
         let http = reqwest::Client::new();
         let load = join_all((0..clients).map(|_| {
-            let (stop, sent, done, http, request) = (
+            let (stop, sent, warm, http, request) = (
                 stop.clone(),
                 sent.clone(),
-                done.clone(),
+                warm.clone(),
                 http.clone(),
                 request.clone(),
             );
             async move {
+                let mut first = true;
                 while !stop.load(Ordering::Relaxed) {
                     request(http.clone(), sent.fetch_add(1, Ordering::Relaxed)).await;
-                    done.fetch_add(1, Ordering::Relaxed);
+                    if std::mem::take(&mut first) {
+                        warm.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
         let args = self.args();
         let diagnosis = async {
             // Let the traffic settle first: the window's histograms count a request that ends
-            // in it whole, so the cold first round (new pool connections, first statements
-            // prepared) must be over before it starts, however slow the machine is today.
-            let settled = (clients as u64) * 2;
+            // in it whole, so every client's cold first request (new pool connections, first
+            // statements prepared) must be over before it starts, however slow the machine is.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             tokio::time::sleep(Duration::from_millis(500)).await;
-            while done.load(Ordering::Relaxed) < settled && tokio::time::Instant::now() < deadline {
+            while warm.load(Ordering::Relaxed) < clients as u64
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let report = diagnose(&args).await.unwrap();
