@@ -23,7 +23,8 @@ base_pid=$!
 sleep 0.5
 
 tokens=$(login_customers 16)
-export KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=100000
+# GETs go to ids 1–9999 (wrk's script and oha's regex alike); orders to all 100 000 products.
+export KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=9999
 
 log "GET /products/{id} (body $size bytes): baseline, then cache off, redis, layered"
 ids='http://127.0.0.1:18080/products/[1-9][0-9]{0,3}'
@@ -36,8 +37,13 @@ read -r p_p50 p_p99 p_ok < <(run_oha product "$p_rate" "$ids" --rand-regex-url)
 
 for mode in redis layered; do
     start_keel KEEL_CACHE=$mode
-    wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null # fill the cache
+    client wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null # fill the cache
+    read -r l1_0 l2_0 loads_0 < <(cache_counts http://127.0.0.1:18080)
     read -r rps p50w p99w err < <(run_wrk "get-$mode" "http://127.0.0.1:18080" scripts/bench/product.lua)
+    read -r l1_1 l2_1 loads_1 < <(cache_counts http://127.0.0.1:18080)
+    # Which layer answered the measured requests.
+    eval "${mode}_layers='$(awk -v a=$((l1_1 - l1_0)) -v b=$((l2_1 - l2_0)) -v c=$((loads_1 - loads_0)) \
+        'BEGIN { n = a + b + c; printf "L1 %.1f%%, L2 %.1f%%, PostgreSQL %.1f%%", 100 * a / n, 100 * b / n, 100 * c / n }')'"
     read -r p50 p99 ok < <(run_oha "get-$mode" "$p_rate" "$ids" --rand-regex-url)
     eval "${mode}_rps=$rps ${mode}_p50w=$p50w ${mode}_p99w=$p99w ${mode}_err=$err ${mode}_p50=$p50 ${mode}_p99=$p99 ${mode}_ok=$ok"
 done
@@ -45,21 +51,24 @@ read -r l1_rate_p50 l1_rate_p99 l1_rate_ok < <(run_oha get-layered-high "$(( lay
 read -r b_high_p50 b_high_p99 b_high_ok < <(run_oha baseline-high "$(( layered_rps * share / 100 ))" "http://127.0.0.1:18081/")
 
 # This machine's speed drifts between runs seconds apart, so the L1-hit ratio comes from
-# alternating 5 s runs of the baseline and of Keel, ROUNDS rounds (7), median of each.
-rounds=""
-for _ in $(seq "${ROUNDS:-7}"); do
-    b=$(wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18081 | awk '/Requests\/sec/ {print int($2)}')
-    k=$(wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18080 | awk '/Requests\/sec/ {print int($2)}')
-    rounds="$rounds$b $k $(( 100 * k / b ))\n"
-done
+# alternating 5 s runs of the baseline and of Keel, ROUNDS rounds (7), median of each; then
+# the same with wrk at normal priority (NORMAL_ROUNDS, 5), to show what co-location costs.
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-alt_b=$(printf "$rounds" | awk '{print $1}' | median)
-alt_k=$(printf "$rounds" | awk '{print $2}' | median)
-alt_r=$(printf "$rounds" | awk '{print $3}' | median)
-alt_all=$(printf "$rounds" | awk '{printf "%s%d%%", (NR>1?", ":""), $3}')
+alternate() { # alternate N [chrt args]: prints "median_base median_keel median_ratio all_ratios"
+    local n=$1 rounds="" b k; shift
+    for _ in $(seq "$n"); do
+        b=$("$@" wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18081 | awk '/Requests\/sec/ {print int($2)}')
+        k=$("$@" wrk -t2 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18080 | awk '/Requests\/sec/ {print int($2)}')
+        rounds="$rounds$b $k $(( 100 * k / b ))\n"
+    done
+    echo "$(printf "$rounds" | awk '{print $1}' | median) $(printf "$rounds" | awk '{print $2}' | median)" \
+        "$(printf "$rounds" | awk '{print $3}' | median) $(printf "$rounds" | awk '{printf "%s%d%%", (NR>1?",":""), $3}')"
+}
+read -r alt_b alt_k alt_r alt_all < <(alternate "${ROUNDS:-7}" chrt -b 0)
+read -r nalt_b nalt_k nalt_r nalt_all < <(alternate "${NORMAL_ROUNDS:-5}" env)
 
 start_keel KEEL_CACHE=layered KEEL_RATE_LIMIT_OFF=false KEEL_RATE_READ=1000000000/60s
-wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null
+client wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null
 read -r limited_rps limited_p50w limited_p99w limited_err < <(run_wrk get-limited "http://127.0.0.1:18080" scripts/bench/product.lua)
 
 log "invalidation across two instances"
@@ -94,7 +103,7 @@ read -r t_tps t_p50 t_p99 < <(run_pgbench order scripts/bench/order.sql)
 
 cat <<MD
 Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), Redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'); load generator on the same machine.
-Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, GETs over product ids 1–9999, constant rate = $share% of wrk's max), $(date -u +%Y-%m-%dT%H:%MZ).
+Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, GETs over product ids 1–9999, orders over all 100 000, constant rate = $share% of wrk's max, load generators as SCHED_BATCH), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | What | wrk max req/s | wrk p50 / p99 (closed loop) | oha constant rate | oha p50 | oha p99 |
 | --- | ---: | --- | ---: | ---: | ---: |
@@ -109,7 +118,8 @@ Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connecti
 | pgbench, the order transaction's statements | $t_tps tps | $t_p50 / $t_p99 | | | |
 
 Throughput against the bare handler: cache off $(( 100 * p_rps / b_rps ))%, L2 only $(( 100 * redis_rps / b_rps ))%, L1 hits $(( 100 * layered_rps / b_rps ))%, L1 hits + rate limiting $(( 100 * limited_rps / b_rps ))%.
-Alternating runs, L1 hits against the bare handler: median $alt_k against $alt_b req/s, median ratio $alt_r% (rounds: $alt_all).
+Who answered the measured requests (from Keel's cache counters): layered run $layered_layers; L2-only run $redis_layers.
+Alternating runs, L1 hits against the bare handler: median $alt_k against $alt_b req/s, median ratio $alt_r% (rounds: $alt_all); with wrk at normal priority: $nalt_k against $nalt_b, median $nalt_r% (rounds: $nalt_all).
 Cache off against pgbench SELECT: $(( 100 * p_rps / s_tps ))%. POST /orders against pgbench order: $(( 100 * o_rps / t_tps ))%.
 A price change on one instance showed on the other after p50 $inv_p50 ms, p99 $inv_p99 ms, max $inv_max ms ($inv_rounds rounds; includes the PATCH itself).
 Non-2xx during wrk: off $p_err, redis $redis_err, layered $layered_err, limited $limited_err, baseline $b_err, orders $o_err. 2xx under oha: off $p_ok, redis $redis_ok, layered $layered_ok, orders $o_ok.

@@ -23,6 +23,8 @@ pub use stock::{
 };
 pub use write::{NewProduct, ProductChanges, create_product, update_product};
 
+use std::sync::Arc;
+
 use platform::db::{Db, Migration};
 
 /// The catalog schema's migrations, in order.
@@ -33,10 +35,32 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../migrations/0001_products.sql"),
 }];
 
-/// The catalog module: what its routes need.
+/// The catalog module: what its routes need, behind one `Arc` (axum clones a route's state
+/// for every request).
 #[derive(Clone, Debug)]
-pub struct Catalog {
+pub struct Catalog(Arc<CatalogParts>);
+
+#[derive(Debug)]
+pub struct CatalogParts {
     pub db: Db,
     pub sessions: accounts::Sessions,
     pub products: ProductCache,
+}
+
+impl Catalog {
+    pub fn new(db: Db, sessions: accounts::Sessions, products: ProductCache) -> Self {
+        Self(Arc::new(CatalogParts {
+            db,
+            sessions,
+            products,
+        }))
+    }
+}
+
+impl std::ops::Deref for Catalog {
+    type Target = CatalogParts;
+
+    fn deref(&self) -> &CatalogParts {
+        &self.0
+    }
 }

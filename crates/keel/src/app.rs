@@ -68,11 +68,11 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             db: db.clone(),
             sessions: sessions.clone(),
         }))
-        .merge(catalog::router().with_state(Catalog {
-            db: db.clone(),
-            sessions: sessions.clone(),
-            products: products.clone(),
-        }))
+        .merge(catalog::router().with_state(Catalog::new(
+            db.clone(),
+            sessions.clone(),
+            products.clone(),
+        )))
         .merge(orders::router().with_state(Orders {
             saga: Saga::new(
                 db.clone(),
@@ -112,6 +112,9 @@ pub struct Application {
     db: Db,
     cache: Cache,
     invalidations: tokio::task::JoinHandle<()>,
+    /// Whether requests carry the peer's address (`ConnectInfo`): only rate limiting reads
+    /// it, and it costs every request a boxed extension.
+    peer_addresses: bool,
 }
 
 impl Application {
@@ -136,6 +139,7 @@ impl Application {
             db,
             cache,
             invalidations,
+            peer_addresses: !config.rate_limits.rate_limit_off,
         })
     }
 
@@ -158,12 +162,18 @@ impl Application {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
         // Health and lag of the read replicas, if any are configured.
         let replicas = tokio::spawn(self.db.clone().watch_replicas(REPLICA_CHECK));
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = if self.peer_addresses {
+            let service = self
+                .router
+                .into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(self.listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        } else {
+            axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        };
         purge.abort();
         replicas.abort();
         self.invalidations.abort();

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
+    extract::Request,
     http::{Method, StatusCode},
     response::Response,
     routing::Route,
@@ -31,8 +31,7 @@ where
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
-                .layer(EdgeLayer::new(config.request_timeout))
-                .layer(DefaultBodyLimit::max(config.body_limit))
+                .layer(EdgeLayer::new(config.request_timeout, config.body_limit))
                 .layer(inner),
         )
 }
