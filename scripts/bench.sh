@@ -70,6 +70,10 @@ read -r nalt_b nalt_k nalt_r nalt_all < <(alternate "${NORMAL_ROUNDS:-5}" env)
 start_keel KEEL_CACHE=layered KEEL_RATE_LIMIT_OFF=false KEEL_RATE_READ=1000000000/60s
 client wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null
 read -r limited_rps limited_p50w limited_p99w limited_err < <(run_wrk get-limited "http://127.0.0.1:18080" scripts/bench/product.lua)
+# Which limiter decided: Redis, or the in-process fallback when Redis timed out (the breaker).
+limited_backends=$(curl -s http://127.0.0.1:18080/metrics | awk -F'[{},]' '/^keel_ratelimit_decisions_total/ {
+    for (i = 2; i < NF; i++) if ($i ~ /^backend=/) { b = $i; gsub(/backend=|"/, "", b) }
+    split($0, v, " "); n[b] += v[2] } END { for (b in n) printf "%s%s %d", (k++ ? ", " : ""), b, n[b] }')
 
 log "invalidation across two instances"
 start_keel KEEL_CACHE=layered
@@ -120,6 +124,7 @@ Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connecti
 Throughput against the bare handler: cache off $(( 100 * p_rps / b_rps ))%, L2 only $(( 100 * redis_rps / b_rps ))%, L1 hits $(( 100 * layered_rps / b_rps ))%, L1 hits + rate limiting $(( 100 * limited_rps / b_rps ))%.
 Who answered the measured requests (from Keel's cache counters): layered run $layered_layers; L2-only run $redis_layers.
 Alternating runs, L1 hits against the bare handler: median $alt_k against $alt_b req/s, median ratio $alt_r% (rounds: $alt_all); with wrk at normal priority: $nalt_k against $nalt_b, median $nalt_r% (rounds: $nalt_all).
+Rate-limit decisions in the rate-limited row (including its warm-up): $limited_backends.
 Cache off against pgbench SELECT: $(( 100 * p_rps / s_tps ))%. POST /orders against pgbench order: $(( 100 * o_rps / t_tps ))%.
 A price change on one instance showed on the other after p50 $inv_p50 ms, p99 $inv_p99 ms, max $inv_max ms ($inv_rounds rounds; includes the PATCH itself).
 Non-2xx during wrk: off $p_err, redis $redis_err, layered $layered_err, limited $limited_err, baseline $b_err, orders $o_err. 2xx under oha: off $p_ok, redis $redis_ok, layered $layered_ok, orders $o_ok.
