@@ -191,3 +191,28 @@ async fn limits_hold_without_redis_and_are_shared_again_after() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_quota_too_large_to_count_is_still_decided_in_redis() {
+    // 10^9 per minute: an interval of 60 ns, below a double's resolution at a millisecond
+    // timestamp. The script once stored such a key with `PX 0`, an error, and every decision
+    // fell back to the in-process limiter.
+    let config = test_config(create_database().await);
+    let redis = platform::redis::Redis::connect(&config.redis).unwrap();
+    let limiter = platform::ratelimit::RateLimiter::new(redis);
+    let policy = platform::ratelimit::Policy {
+        name: "huge",
+        quota: "1000000000/60s".parse().unwrap(),
+    };
+    let key = format!(
+        "test-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    for _ in 0..20 {
+        assert!(limiter.check(&policy, &key).await.allowed);
+    }
+    assert_eq!(limiter.stats().local_decisions(), 0);
+}

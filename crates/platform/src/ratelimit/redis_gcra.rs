@@ -21,7 +21,9 @@ local allow_at = new_tat - window
 if allow_at > now then
   return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
 end
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+-- At least 1 ms: with a quota whose interval is below a double's resolution at this
+-- magnitude (e.g. 10^9 per minute), new_tat rounds to now, and PX 0 is an error.
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
 return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
 ";
 
