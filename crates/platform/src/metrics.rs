@@ -77,11 +77,6 @@ pub fn status_class_index(status: u16) -> usize {
     }
 }
 
-/// The name of a status code's class (`2xx` … `5xx`).
-pub fn status_class(status: u16) -> &'static str {
-    STATUS_CLASSES[status_class_index(status)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +99,10 @@ mod tests {
             text.contains("keel_test_wait_seconds_bucket{le=\"0.0025\"} 0"),
             "{text}"
         );
+    }
+
+    fn status_class(status: u16) -> &'static str {
+        STATUS_CLASSES[status_class_index(status)]
     }
 
     #[test]

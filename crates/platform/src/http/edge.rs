@@ -20,20 +20,18 @@ use std::{
 };
 
 use axum::{
-    body::Body,
+    body::{Body, HttpBody as _},
     extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
 use futures_util::{FutureExt, future::BoxFuture};
-use http_body::Body as _;
 use http_body_util::Limited;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::{Problem, red::RedMetrics};
-use crate::telemetry::{self, TraceId, hex};
+use crate::telemetry::{self, hex};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The trace the request belongs to (its `traceparent`'s, or a new one), for finding its
@@ -98,9 +96,9 @@ where
         } else {
             request.map(|body| Body::new(Limited::new(body, edge.body_limit)))
         };
-        let given = request.headers().get(REQUEST_ID).cloned();
-        let generated = match given {
-            Some(_) => RequestIdBuf::default(),
+        // Only the response carries the id: nothing downstream reads it from the request.
+        let id = match request.headers().get(REQUEST_ID) {
+            Some(id) => id.clone(),
             None => edge.ids.next(),
         };
         let matched = request.extensions().get::<MatchedPath>();
@@ -113,15 +111,11 @@ where
             "request",
             method = %request.method(),
             route = matched.map_or_else(|| request.uri().path(), MatchedPath::as_str),
-            request_id = match &given {
-                Some(id) => id.to_str().unwrap_or_default(),
-                None => generated.as_str(),
-            },
+            request_id = id.to_str().unwrap_or_default(),
             trace_id = tracing::field::Empty,
         );
         let trace_id = telemetry::join_trace(&span, request.headers());
         span.record("trace_id", trace_id.as_str());
-        let (id, trace_id) = id_headers(given, &generated, &trace_id);
         let timeout = edge.timeout;
         let started = Instant::now();
         let inner = &mut self.inner;
@@ -153,31 +147,10 @@ where
                 );
             });
             response.headers_mut().insert(REQUEST_ID, id);
-            response.headers_mut().insert(TRACE_ID, trace_id);
+            response.headers_mut().insert(TRACE_ID, trace_id.header());
             Ok(response)
         })
     }
-}
-
-/// The response's `x-request-id` (the client's, or the one made here) and `x-trace-id`
-/// values, made ones in one shared allocation: they are on every response.
-fn id_headers(
-    given: Option<HeaderValue>,
-    generated: &RequestIdBuf,
-    trace_id: &TraceId,
-) -> (HeaderValue, HeaderValue) {
-    let made = generated.as_str().len();
-    let mut both = [0u8; RequestIdBuf::MAX + 32];
-    both[..made].copy_from_slice(generated.as_str().as_bytes());
-    both[made..made + 32].copy_from_slice(trace_id.as_str().as_bytes());
-    let shared = Bytes::from_owner(both);
-    let value = |bytes: Bytes| {
-        HeaderValue::from_maybe_shared(bytes)
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-    };
-    let trace = value(shared.slice(made..made + 32));
-    let id = given.unwrap_or_else(|| value(shared.slice(..made)));
-    (id, trace)
 }
 
 fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -219,40 +192,16 @@ impl SequentialIds {
     }
 
     /// `<prefix, 16 hex digits>-<counter in hex>`.
-    fn next(&self) -> RequestIdBuf {
+    fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Relaxed);
         let counter = hex::<16>(n.into());
         let digits = counter.iter().position(|&d| d != b'0').unwrap_or(15);
-        let mut id = RequestIdBuf::default();
-        id.bytes[..16].copy_from_slice(&hex::<16>(self.prefix.into()));
-        id.bytes[16] = b'-';
-        id.len = 17 + 16 - digits;
-        id.bytes[17..id.len].copy_from_slice(&counter[digits..]);
-        id
-    }
-}
-
-/// A request id made here, on the stack (empty when the client sent one).
-struct RequestIdBuf {
-    bytes: [u8; Self::MAX],
-    len: usize,
-}
-
-impl Default for RequestIdBuf {
-    fn default() -> Self {
-        Self {
-            bytes: [0; Self::MAX],
-            len: 0,
-        }
-    }
-}
-
-impl RequestIdBuf {
-    const MAX: usize = 33;
-
-    fn as_str(&self) -> &str {
-        // Only hex digits and a dash are written.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        let mut id = [0u8; 33];
+        id[..16].copy_from_slice(&hex::<16>(self.prefix.into()));
+        id[16] = b'-';
+        let len = 17 + 16 - digits;
+        id[17..len].copy_from_slice(&counter[digits..]);
+        HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
     }
 }
 
@@ -313,11 +262,11 @@ mod tests {
             prefix: 0x00ab_cdef_0123_4567,
             next: Default::default(),
         };
-        assert_eq!(ids.next().as_str(), "00abcdef01234567-0");
-        assert_eq!(ids.next().as_str(), "00abcdef01234567-1");
+        assert_eq!(ids.next(), "00abcdef01234567-0");
+        assert_eq!(ids.next(), "00abcdef01234567-1");
         ids.next.store(0x1_0000, Relaxed);
-        assert_eq!(ids.next().as_str(), "00abcdef01234567-10000");
+        assert_eq!(ids.next(), "00abcdef01234567-10000");
         ids.next.store(u64::MAX, Relaxed);
-        assert_eq!(ids.next().as_str(), "00abcdef01234567-ffffffffffffffff");
+        assert_eq!(ids.next(), "00abcdef01234567-ffffffffffffffff");
     }
 }
