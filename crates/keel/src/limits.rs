@@ -4,7 +4,9 @@
 
 use std::{
     convert::Infallible,
+    fmt,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
 };
 
 use accounts::Sessions;
@@ -19,46 +21,73 @@ use platform::{
 };
 use tower::Service;
 
+/// One `Arc`: the routes' stacks, and this with them, are cloned per request.
 #[derive(Clone, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct Limits(Arc<LimitsParts>);
+
+#[derive(Debug)]
+struct LimitsParts {
     limiter: RateLimiter,
     sessions: Sessions,
     login: Policy,
     write: Policy,
     read: Policy,
-    /// Shared: the routes' stacks are cloned per request.
-    trusted_proxies: std::sync::Arc<[IpAddr]>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+/// The route classes, each with its own quota.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Class {
+    Login,
+    Write,
+    Read,
+}
+
+/// Whose budget a request spends.
+enum Subject {
+    User(i64),
+    Ip(IpAddr),
+    Unknown,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Ip(ip) => write!(f, "ip:{ip}"),
+            Self::Unknown => f.write_str("ip:unknown"),
+        }
+    }
 }
 
 impl Limits {
     pub(crate) fn new(limiter: RateLimiter, sessions: Sessions, config: &RateLimitConfig) -> Self {
-        Self {
+        Self(Arc::new(LimitsParts {
             limiter,
             sessions,
-            login: Policy {
-                name: "login",
-                quota: config.rate_login,
-            },
-            write: Policy {
-                name: "write",
-                quota: config.rate_write,
-            },
-            read: Policy {
-                name: "read",
-                quota: config.rate_read,
-            },
-            trusted_proxies: config.trusted_proxies.as_slice().into(),
+            login: Policy::new("login", config.rate_login),
+            write: Policy::new("write", config.rate_write),
+            read: Policy::new("read", config.rate_read),
+            trusted_proxies: config.trusted_proxies.clone(),
+        }))
+    }
+
+    /// The class a request falls under, and whether a session may pay for it (logins and
+    /// registrations always spend the IP's budget).
+    fn class(method: &Method, path: &str) -> Option<(Class, bool)> {
+        match (method, path) {
+            (_, "/livez" | "/readyz" | "/metrics") => None,
+            (&Method::POST, "/sessions" | "/accounts") => Some((Class::Login, false)),
+            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some((Class::Read, true)),
+            _ => Some((Class::Write, true)),
         }
     }
 
-    /// The quota a request falls under, and whether a session may pay for it (logins and
-    /// registrations always spend the IP's budget).
-    fn policy(&self, method: &Method, path: &str) -> Option<(&Policy, bool)> {
-        match (method, path) {
-            (_, "/livez" | "/readyz" | "/metrics") => None,
-            (&Method::POST, "/sessions" | "/accounts") => Some((&self.login, false)),
-            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some((&self.read, true)),
-            _ => Some((&self.write, true)),
+    fn policy(&self, class: Class) -> &Policy {
+        match class {
+            Class::Login => &self.0.login,
+            Class::Write => &self.0.write,
+            Class::Read => &self.0.read,
         }
     }
 
@@ -66,7 +95,8 @@ impl Limits {
     /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
     fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?;
-        if !self.trusted_proxies.contains(&peer) {
+        let trusted = &self.0.trusted_proxies;
+        if !trusted.contains(&peer) {
             return Some(peer);
         }
         let forwarded = headers
@@ -80,19 +110,18 @@ impl Limits {
             forwarded
                 .into_iter()
                 .rev()
-                .find(|ip| !self.trusted_proxies.contains(ip))
+                .find(|ip| !trusted.contains(ip))
                 .unwrap_or(peer),
         )
     }
 }
 
 impl Selective for Limits {
-    /// The request's quota, and whether a session may pay for it.
-    type Plan = (Policy, bool);
+    /// The request's class, and whether a session may pay for it.
+    type Plan = (Class, bool);
 
     fn plan(&self, request: &Request) -> Option<Self::Plan> {
-        self.policy(request.method(), request.uri().path())
-            .map(|(policy, per_user)| (policy.clone(), per_user))
+        Self::class(request.method(), request.uri().path())
     }
 
     async fn around<S>(self, plan: Self::Plan, mut request: Request, next: S) -> Response
@@ -100,7 +129,8 @@ impl Selective for Limits {
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static,
     {
-        let (policy, per_user) = plan;
+        let (class, per_user) = plan;
+        let policy = self.policy(class);
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -108,27 +138,27 @@ impl Selective for Limits {
         let ip = self.client_ip(peer, request.headers());
         let user = if per_user {
             // A Redis failure here leaves the request anonymous; its handler reports the outage.
-            accounts::authenticate(&self.sessions, request.headers())
+            accounts::authenticate(&self.0.sessions, request.headers())
                 .await
                 .ok()
                 .flatten()
         } else {
             None
         };
-        let key = match (&user, ip) {
-            (Some(user), _) => format!("user:{}", user.id),
-            (None, Some(ip)) => format!("ip:{ip}"),
-            (None, None) => "ip:unknown".to_owned(),
+        let subject = match (&user, ip) {
+            (Some(user), _) => Subject::User(user.id),
+            (None, Some(ip)) => Subject::Ip(ip),
+            (None, None) => Subject::Unknown,
         };
         if let Some(user) = user {
             request.extensions_mut().insert(user);
         }
-        let decision = self.limiter.check(&policy, &key).await;
+        let decision = self.0.limiter.check(policy, subject).await;
         if !decision.allowed {
-            return too_many_requests(&policy, &decision);
+            return too_many_requests(policy, &decision);
         }
         let mut response = call_next(next, request).await;
-        apply_headers(response.headers_mut(), &policy, &decision);
+        apply_headers(response.headers_mut(), policy, &decision);
         response
     }
 }
@@ -184,11 +214,13 @@ mod tests {
     #[tokio::test]
     async fn routes_fall_under_their_quota() {
         let limits = limits(&[]);
-        let name = |method, path| limits.policy(method, path).map(|(p, _)| p.name);
+        let name = |method, path| {
+            Limits::class(method, path).map(|(class, _)| limits.policy(class).name())
+        };
         assert_eq!(name(&Method::POST, "/sessions"), Some("login"));
         assert_eq!(name(&Method::POST, "/accounts"), Some("login"));
         assert_eq!(name(&Method::GET, "/products/1"), Some("read"));
         assert_eq!(name(&Method::POST, "/orders"), Some("write"));
-        assert!(limits.policy(&Method::GET, "/readyz").is_none());
+        assert!(Limits::class(&Method::GET, "/readyz").is_none());
     }
 }

@@ -5,7 +5,10 @@
 //! and each opening counts in `keel_breaker_opened_total`.
 
 use std::{
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -23,6 +26,9 @@ pub struct Breaker {
     threshold: u32,
     cool_down: Duration,
     state: Mutex<Inner>,
+    /// Closed with no failure counted: the state of nearly every call, answered without
+    /// the lock (a Redis call asks twice, once before and once after).
+    healthy: AtomicBool,
     gauge: metrics::Gauge,
 }
 
@@ -44,12 +50,16 @@ impl Breaker {
             threshold: threshold.max(1),
             cool_down,
             state: Mutex::new(Inner::Closed { failures: 0 }),
+            healthy: AtomicBool::new(true),
             gauge,
         }
     }
 
     /// Whether to call the dependency now.
     pub fn allow(&self) -> bool {
+        if self.healthy.load(Ordering::Acquire) {
+            return true;
+        }
         let mut state = self.lock();
         match *state {
             Inner::Closed { .. } | Inner::HalfOpen => true,
@@ -63,6 +73,9 @@ impl Breaker {
     }
 
     pub fn record_success(&self) {
+        if self.healthy.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.lock();
         if !matches!(*state, Inner::Closed { failures: 0 }) {
             if !matches!(*state, Inner::Closed { .. }) {
@@ -70,11 +83,13 @@ impl Breaker {
                 self.gauge.set(0.0);
             }
             *state = Inner::Closed { failures: 0 };
+            self.healthy.store(true, Ordering::Release);
         }
     }
 
     pub fn record_failure(&self) {
         let mut state = self.lock();
+        self.healthy.store(false, Ordering::Release);
         let failures = match *state {
             Inner::Closed { failures } => failures + 1,
             Inner::HalfOpen => self.threshold,

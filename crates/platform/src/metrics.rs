@@ -5,9 +5,14 @@
 //! instances can be summed and quantiles taken in Prometheus) and serves the text format.
 //! Names and what they mean are listed in docs/observability.md.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{OnceLock, RwLock},
+    time::Duration,
+};
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
+use metrics::Histogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Bucket bounds, in seconds, of every `*_seconds` histogram: 0.5 ms to 10 s.
@@ -63,6 +68,47 @@ async fn render() -> impl IntoResponse {
     )
 }
 
+/// A histogram with one label whose values are static names (a statement, a Redis
+/// operation), each value's handle registered on first use: `metrics::histogram!` with a
+/// label builds the key (a `Vec` of labels), hashes it and looks it up in the recorder on
+/// every call, which on a request's path adds up.
+#[derive(Debug)]
+pub struct HistogramFamily {
+    name: &'static str,
+    label: &'static str,
+    handles: OnceLock<RwLock<HashMap<&'static str, Histogram, foldhash::fast::RandomState>>>,
+}
+
+impl HistogramFamily {
+    pub const fn new(name: &'static str, label: &'static str) -> Self {
+        Self {
+            name,
+            label,
+            handles: OnceLock::new(),
+        }
+    }
+
+    /// Records `took` in the series whose label is `value`.
+    pub fn record(&self, value: &'static str, took: Duration) {
+        let handles = self.handles.get_or_init(|| {
+            // Handles taken before the recorder exists would record nothing.
+            handle();
+            RwLock::default()
+        });
+        if let Ok(known) = handles.read()
+            && let Some(histogram) = known.get(value)
+        {
+            histogram.record(took);
+            return;
+        }
+        let histogram = metrics::histogram!(self.name, self.label => value);
+        histogram.record(took);
+        if let Ok(mut known) = handles.write() {
+            known.insert(value, histogram);
+        }
+    }
+}
+
 /// Status code classes, the label errors are counted by.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -97,6 +143,28 @@ mod tests {
         );
         assert!(
             text.contains("keel_test_wait_seconds_bucket{le=\"0.0025\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_family_records_each_label_value_in_its_own_series() {
+        static FAMILY: HistogramFamily = HistogramFamily::new("keel_test_family_seconds", "step");
+        for _ in 0..3 {
+            FAMILY.record("first", Duration::from_millis(3));
+        }
+        FAMILY.record("second", Duration::from_secs(2));
+        let text = handle().render();
+        assert!(
+            text.contains("keel_test_family_seconds_count{step=\"first\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_test_family_seconds_bucket{step=\"second\",le=\"2.5\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_test_family_seconds_bucket{step=\"second\",le=\"1\"} 0"),
             "{text}"
         );
     }

@@ -200,10 +200,7 @@ async fn a_quota_too_large_to_count_is_still_decided_in_redis() {
     let config = test_config(create_database().await);
     let redis = platform::redis::Redis::connect(&config.redis).unwrap();
     let limiter = platform::ratelimit::RateLimiter::new(redis);
-    let policy = platform::ratelimit::Policy {
-        name: "huge",
-        quota: "1000000000/60s".parse().unwrap(),
-    };
+    let policy = platform::ratelimit::Policy::new("huge", "1000000000/60s".parse().unwrap());
     let key = format!(
         "test-{}",
         SystemTime::now()

@@ -25,7 +25,7 @@ use tokio_postgres::NoTls;
 
 use replicas::Replicas;
 
-use crate::{InfraError, config::DbConfig};
+use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
 
 /// The database handle every module shares: cheap to clone.
 ///
@@ -285,9 +285,10 @@ fn replica_name(url: &str) -> String {
 /// `keel_db_query_seconds{statement}`: the database's share of a request, by name.
 pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -> T {
     let started = std::time::Instant::now();
+    static QUERY_SECONDS: HistogramFamily =
+        HistogramFamily::new("keel_db_query_seconds", "statement");
     let result = query.await;
-    metrics::histogram!("keel_db_query_seconds", "statement" => statement)
-        .record(started.elapsed());
+    QUERY_SECONDS.record(statement, started.elapsed());
     result
 }
 
@@ -295,8 +296,10 @@ pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -
 /// that grows under load is the sign of an exhausted pool.
 async fn acquire(pool: &Pool, name: &'static str) -> Result<Connection, InfraError> {
     let started = std::time::Instant::now();
+    static ACQUIRE_SECONDS: HistogramFamily =
+        HistogramFamily::new("keel_db_pool_acquire_seconds", "pool");
     let got = pool.get().await;
-    metrics::histogram!("keel_db_pool_acquire_seconds", "pool" => name).record(started.elapsed());
+    ACQUIRE_SECONDS.record(name, started.elapsed());
     Ok(got?)
 }
 

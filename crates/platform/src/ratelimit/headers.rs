@@ -2,31 +2,41 @@
 //! `RateLimit-Policy: "login";q=10;w=60` and `RateLimit: "login";r=7;t=42`, and the 429.
 
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 
-use super::{Decision, Policy};
+use bytes::Bytes;
+
+use super::{Decision, Policy, Quota};
 use crate::http::Problem;
+
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// `RateLimit-Policy` for a quota: the same on every response, so rendered once.
+pub(super) fn policy_header(name: &str, quota: Quota) -> HeaderValue {
+    let value = format!(
+        "\"{name}\";q={};w={}",
+        quota.limit,
+        quota.window.as_secs().max(1)
+    );
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"unnamed\""))
+}
 
 /// Adds `RateLimit-Policy` and `RateLimit` to a response's headers.
 pub fn apply_headers(headers: &mut HeaderMap, policy: &Policy, decision: &Decision) {
-    let policy_value = format!(
-        "\"{}\";q={};w={}",
-        policy.name,
-        policy.quota.limit,
-        policy.quota.window.as_secs().max(1)
-    );
     let state = format!(
         "\"{}\";r={};t={}",
         policy.name,
         decision.remaining,
         ceil_secs(decision.reset_after)
     );
-    for (name, value) in [("ratelimit-policy", policy_value), ("ratelimit", state)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
+    headers.insert(RATELIMIT_POLICY, policy.header.clone());
+    // The policy's name is ours and the rest digits: the value is always valid.
+    if let Ok(state) = HeaderValue::from_maybe_shared(Bytes::from(state)) {
+        headers.insert(RATELIMIT, state);
     }
 }
 

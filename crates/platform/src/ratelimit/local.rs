@@ -74,13 +74,13 @@ mod tests {
     #[test]
     fn the_fallback_admits_a_burst_then_limits() {
         let local = LocalLimits::default();
-        let policy = Policy {
-            name: "test",
-            quota: Quota {
+        let policy = Policy::new(
+            "test",
+            Quota {
                 limit: 5,
                 window: Duration::from_secs(60),
             },
-        };
+        );
         let decisions: Vec<Decision> = (0..6).map(|_| local.check(&policy, "k")).collect();
         assert!(decisions[..5].iter().all(|d| d.allowed));
         assert_eq!(decisions[4].remaining, 0);

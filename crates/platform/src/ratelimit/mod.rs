@@ -15,6 +15,7 @@ mod redis_gcra;
 pub use config::{Quota, RateLimitConfig};
 
 use std::{
+    fmt,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
@@ -22,13 +23,54 @@ use std::{
     time::Duration,
 };
 
+use axum::http::HeaderValue;
+use metrics::Counter;
+
 use crate::{breaker::Breaker, redis::Redis};
 
-/// A named quota: `name` appears in the response headers.
-#[derive(Debug, Clone)]
+/// A named quota: `name` appears in the response headers and the metrics. Made once per
+/// route class, with its `RateLimit-Policy` header rendered and its decision counters
+/// registered up front, so a request pays for neither.
+#[derive(Debug)]
 pub struct Policy {
-    pub name: &'static str,
-    pub quota: Quota,
+    name: &'static str,
+    quota: Quota,
+    header: HeaderValue,
+    /// `keel_ratelimit_decisions_total{policy, decision, backend}`, by [`Policy::counter`].
+    decisions: [Counter; 4],
+}
+
+impl Policy {
+    pub fn new(name: &'static str, quota: Quota) -> Self {
+        crate::metrics::handle();
+        let counter = |decision: &'static str, backend: &'static str| {
+            metrics::counter!("keel_ratelimit_decisions_total",
+                "policy" => name, "decision" => decision, "backend" => backend)
+        };
+        Self {
+            name,
+            quota,
+            header: headers::policy_header(name, quota),
+            decisions: [
+                counter("allowed", "redis"),
+                counter("limited", "redis"),
+                counter("allowed", "local"),
+                counter("limited", "local"),
+            ],
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    fn counter(&self, allowed: bool, shared: bool) -> &Counter {
+        &self.decisions[usize::from(!allowed) + 2 * usize::from(!shared)]
+    }
 }
 
 /// What the limiter decided for one request.
@@ -98,14 +140,18 @@ impl RateLimiter {
         &self.inner.stats
     }
 
-    /// Counts one request of `key` (e.g. `user:42`) against `policy`.
-    pub async fn check(&self, policy: &Policy, key: &str) -> Decision {
+    /// Counts one request of `subject` (e.g. `user:42`) against `policy`.
+    pub async fn check(&self, policy: &Policy, subject: impl fmt::Display) -> Decision {
         let inner = &self.inner;
+        // One allocation for the key, prefix included; the fallback uses it as is.
+        let key = inner
+            .redis
+            .key_from(format_args!("rate:{}:{subject}", policy.name));
         let shared = if inner.breaker.allow() {
-            match redis_gcra::check(&inner.redis, policy, key).await {
+            match redis_gcra::check(&inner.redis, policy, &key).await {
                 Ok(decision) => {
                     inner.breaker.record_success();
-                    if inner.degraded.swap(false, Relaxed) {
+                    if inner.degraded.load(Relaxed) && inner.degraded.swap(false, Relaxed) {
                         tracing::info!("rate limiting is shared through Redis again");
                         metrics::gauge!("keel_ratelimit_degraded").set(0.0);
                     }
@@ -129,20 +175,55 @@ impl RateLimiter {
                 metrics::gauge!("keel_ratelimit_degraded").set(1.0);
             }
             inner.stats.local_decisions.fetch_add(1, Relaxed);
-            inner.local.check(policy, key)
+            inner.local.check(policy, &key)
         });
-        let (counter, label) = if decision.allowed {
-            (&inner.stats.allowed, "allowed")
+        let counter = if decision.allowed {
+            &inner.stats.allowed
         } else {
-            (&inner.stats.limited, "limited")
+            &inner.stats.limited
         };
         counter.fetch_add(1, Relaxed);
-        let backend = if shared_backend { "redis" } else { "local" };
-        metrics::counter!("keel_ratelimit_decisions_total",
-            "policy" => policy.name, "decision" => label, "backend" => backend)
-        .increment(1);
+        policy
+            .counter(decision.allowed, shared_backend)
+            .increment(1);
         decision
     }
 }
 
 pub use headers::{apply_headers, too_many_requests};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_decision_counts_under_its_own_labels() {
+        let policy = Policy::new(
+            "unit_labels",
+            Quota {
+                limit: 5,
+                window: Duration::from_secs(60),
+            },
+        );
+        policy.counter(true, true).increment(4);
+        policy.counter(false, true).increment(3);
+        policy.counter(true, false).increment(2);
+        policy.counter(false, false).increment(1);
+        let text = crate::metrics::handle().render();
+        for (decision, backend, count) in [
+            ("allowed", "redis", 4),
+            ("limited", "redis", 3),
+            ("allowed", "local", 2),
+            ("limited", "local", 1),
+        ] {
+            let line = format!(
+                "keel_ratelimit_decisions_total{{policy=\"unit_labels\",decision=\"{decision}\",backend=\"{backend}\"}} {count}"
+            );
+            assert!(text.contains(&line), "{line} not in\n{text}");
+        }
+        assert_eq!(
+            policy.header,
+            HeaderValue::from_static("\"unit_labels\";q=5;w=60")
+        );
+    }
+}

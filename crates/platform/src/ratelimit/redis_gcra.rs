@@ -36,7 +36,7 @@ pub(super) async fn check(
     key: &str,
 ) -> Result<Decision, InfraError> {
     let mut conn = redis.conn();
-    let mut invocation = SCRIPT.key(redis.key(&format!("rate:{}:{key}", policy.name)));
+    let mut invocation = SCRIPT.key(key);
     invocation
         .arg(policy.quota.limit)
         .arg(policy.quota.window.as_millis() as u64);
