@@ -69,11 +69,7 @@ impl Sessions {
 
     fn key(&self, token: &str) -> String {
         let digest = Sha256::digest(token.as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in digest {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        self.redis.key(&format!("session:{hex}"))
+        self.redis.key(format_args!("session:{digest:x}"))
     }
 
     /// Starts a session for `user_id`; returns its token.
@@ -168,5 +164,26 @@ mod tests {
         assert_eq!(parse_value("42"), None);
         assert_eq!(parse_value("x customer"), None);
         assert_eq!(parse_value("42 root"), None);
+    }
+
+    // A runtime, because the Redis handle spawns its (lazy) connection manager on one.
+    #[tokio::test]
+    async fn a_token_is_stored_under_its_sha256_in_hex() {
+        let redis = platform::redis::Redis::connect(&platform::config::RedisConfig {
+            url: "redis://127.0.0.1:1".into(),
+            key_prefix: "keel:".into(),
+            timeout: Duration::from_millis(10),
+        })
+        .unwrap();
+        let sessions = Sessions::new(
+            redis,
+            &SessionConfig {
+                session_ttl: Duration::from_secs(1),
+            },
+        );
+        assert_eq!(
+            sessions.key("abc"),
+            "keel:session:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -55,22 +55,15 @@ impl Redis {
         })
     }
 
-    /// The full key for `name`, under this deployment's prefix.
-    pub fn key(&self, name: &str) -> String {
-        let mut key = String::with_capacity(self.inner.prefix.len() + name.len());
-        key.push_str(&self.inner.prefix);
-        key.push_str(name);
-        key
-    }
-
-    /// The full key for what `name` writes, under this deployment's prefix, in one
-    /// allocation.
-    pub fn key_from(&self, name: std::fmt::Arguments<'_>) -> String {
+    /// The full key for `name`, under this deployment's prefix, in one allocation: callers
+    /// pass `format_args!("session:{token}")` rather than a `format!`ed string.
+    pub fn key(&self, name: impl std::fmt::Display) -> String {
         use std::fmt::Write as _;
-        let mut key = String::with_capacity(self.inner.prefix.len() + 32);
+        // Room for every key Keel makes (the longest, a session's, is 72 bytes).
+        let mut key = String::with_capacity(self.inner.prefix.len() + 80);
         key.push_str(&self.inner.prefix);
         // Writing to a String cannot fail.
-        let _ = key.write_fmt(name);
+        let _ = write!(key, "{name}");
         key
     }
 

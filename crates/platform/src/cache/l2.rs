@@ -31,7 +31,7 @@ static SET_SCRIPT: LazyLock<redis::Script> =
 
 impl Cache {
     fn l2_key(&self, key: &str) -> String {
-        self.inner.redis.key(&format!("cache:{key}"))
+        self.inner.redis.key(format_args!("cache:{key}"))
     }
 
     pub(super) fn channel(&self) -> String {

@@ -146,7 +146,7 @@ impl RateLimiter {
         // One allocation for the key, prefix included; the fallback uses it as is.
         let key = inner
             .redis
-            .key_from(format_args!("rate:{}:{subject}", policy.name));
+            .key(format_args!("rate:{}:{subject}", policy.name));
         let shared = if inner.breaker.allow() {
             match redis_gcra::check(&inner.redis, policy, &key).await {
                 Ok(decision) => {
