@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, put},
 };
-use platform::http::{IdPath, JSON, Json, Path, Problem, Query};
+use platform::http::{IdPath, Json, Path, Problem, Query, json_body};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -59,7 +59,7 @@ async fn show(
     Path(IdPath { id }): Path<IdPath>,
 ) -> Result<Response, Error> {
     let json = catalog.products.get_json(&catalog.db, token, id).await?;
-    Ok(([(header::CONTENT_TYPE, JSON)], json).into_response())
+    Ok(json_body(json))
 }
 
 /// Create a product (admin).

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and types, served at `/openapi.json`.
 
-use axum::{Router, http::header, routing::get};
-use platform::http::JSON;
+use axum::{Router, routing::get};
+use platform::http::json_body;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -48,13 +48,13 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
 
 pub(crate) fn router() -> Router {
     // Rendered once: the document never changes while the process runs.
-    let json = document().to_json().unwrap_or_else(|e| {
+    let json = bytes::Bytes::from(document().to_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "OpenAPI document did not serialize");
         "{}".to_owned()
-    });
+    }));
     Router::new().route(
         "/openapi.json",
-        get(move || async move { ([(header::CONTENT_TYPE, JSON)], json.clone()) }),
+        get(move || async move { json_body(json.clone()) }),
     )
 }
 

@@ -178,15 +178,22 @@ fn timed_out(timeout: Duration) -> Response {
 /// drawn once per process, then a counter (UUIDs cost a `getrandom` call each).
 #[derive(Clone, Debug)]
 struct SequentialIds {
-    prefix: u64,
+    /// The prefix's 16 hex digits and the dash, rendered once.
+    prefix: [u8; 17],
     next: Arc<AtomicU64>,
 }
 
 impl SequentialIds {
     fn new() -> Self {
         use std::hash::{BuildHasher, RandomState};
+        Self::with_prefix(RandomState::new().hash_one(std::time::SystemTime::now()))
+    }
+
+    fn with_prefix(prefix: u64) -> Self {
+        let mut rendered = [b'-'; 17];
+        rendered[..16].copy_from_slice(&hex::<16>(prefix.into()));
         Self {
-            prefix: RandomState::new().hash_one(std::time::SystemTime::now()),
+            prefix: rendered,
             next: Default::default(),
         }
     }
@@ -197,8 +204,7 @@ impl SequentialIds {
         let counter = hex::<16>(n.into());
         let digits = counter.iter().position(|&d| d != b'0').unwrap_or(15);
         let mut id = [0u8; 33];
-        id[..16].copy_from_slice(&hex::<16>(self.prefix.into()));
-        id[16] = b'-';
+        id[..17].copy_from_slice(&self.prefix);
         let len = 17 + 16 - digits;
         id[17..len].copy_from_slice(&counter[digits..]);
         HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
@@ -258,10 +264,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_the_prefix_then_a_counter() {
-        let ids = SequentialIds {
-            prefix: 0x00ab_cdef_0123_4567,
-            next: Default::default(),
-        };
+        let ids = SequentialIds::with_prefix(0x00ab_cdef_0123_4567);
         assert_eq!(ids.next(), "00abcdef01234567-0");
         assert_eq!(ids.next(), "00abcdef01234567-1");
         ids.next.store(0x1_0000, Relaxed);

@@ -21,3 +21,13 @@ pub const CONSISTENCY_TOKEN: axum::http::HeaderName =
 /// `Content-Type: application/json` for bodies serialized ahead of time (a `&str` would be
 /// parsed and copied on every response).
 pub const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");
+
+/// A `200 OK` carrying JSON serialized ahead of time (a cached body): built directly, where
+/// `([(CONTENT_TYPE, JSON)], body)` would set `application/octet-stream` and then replace it.
+pub fn json_body(body: bytes::Bytes) -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, JSON);
+    response
+}
