@@ -12,7 +12,7 @@ use std::{
 use accounts::Sessions;
 use axum::{
     extract::{ConnectInfo, Request},
-    http::{HeaderMap, Method},
+    http::{HeaderMap, HeaderName, Method},
     response::Response,
 };
 use platform::{
@@ -20,6 +20,8 @@ use platform::{
     ratelimit::{Policy, RateLimitConfig, RateLimiter, apply_headers, too_many_requests},
 };
 use tower::Service;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// One `Arc`: the routes' stacks, and this with them, are cloned per request.
 #[derive(Clone, Debug)]
@@ -100,7 +102,7 @@ impl Limits {
             return Some(peer);
         }
         let forwarded = headers
-            .get_all("x-forwarded-for")
+            .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
     trace::{TraceContextExt, TracerProvider as _},
@@ -14,6 +14,9 @@ use opentelemetry::{
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// The W3C Trace Context request header. A `&str` name would be parsed on every lookup.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Whether spans are exported (set once, by [`init`]).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -93,7 +96,7 @@ pub fn join_trace(span: &tracing::Span, headers: &HeaderMap) -> TraceId {
         return TraceId(hex(u128::from_be_bytes(trace_id.to_bytes())));
     }
     let sent = headers
-        .get("traceparent")
+        .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(trace_id_of)
         .and_then(|id| id.as_bytes().try_into().ok());

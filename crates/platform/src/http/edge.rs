@@ -30,7 +30,11 @@ use http_body_util::Limited;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::{Problem, red::RedMetrics};
+use super::{
+    Problem,
+    deadline::within,
+    red::{RedMetrics, RouteSlot},
+};
 use crate::telemetry::{self, hex};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,22 +42,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// spans in the tracing backend and its log lines.
 const TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
 
+/// Makes every route's [`Edge`]; what they share, one per application.
 #[derive(Clone, Debug)]
-pub(super) struct EdgeLayer {
+pub(super) struct EdgeLayer(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
     ids: SequentialIds,
     timeout: Duration,
     body_limit: usize,
-    red: Arc<RedMetrics>,
+    red: RedMetrics,
 }
 
 impl EdgeLayer {
     pub(super) fn new(timeout: Duration, body_limit: usize) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             ids: SequentialIds::new(),
             timeout,
             body_limit,
-            red: Arc::new(RedMetrics::new()),
-        }
+            red: RedMetrics::new(),
+        }))
     }
 }
 
@@ -63,15 +71,27 @@ impl<S> Layer<S> for EdgeLayer {
     fn layer(&self, inner: S) -> Edge<S> {
         Edge {
             inner,
-            edge: self.clone(),
+            route: Arc::new(RouteEdge {
+                shared: self.0.clone(),
+                red: RouteSlot::default(),
+            }),
         }
     }
 }
 
+/// The edge of one route and method (axum layers each separately). axum clones it for every
+/// request, so all it holds is one `Arc`.
 #[derive(Clone, Debug)]
 pub(super) struct Edge<S> {
     inner: S,
-    edge: EdgeLayer,
+    route: Arc<RouteEdge>,
+}
+
+#[derive(Debug)]
+struct RouteEdge {
+    shared: Arc<Shared>,
+    /// This route's metric handles, remembered from its first request.
+    red: RouteSlot,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -88,7 +108,8 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let edge = &self.edge;
+        let route = &*self.route;
+        let edge = &*route.shared;
         // The limit wraps only a body that exists: most requests have none, and axum's own
         // `DefaultBodyLimit` would box an extension into every request's map.
         let request = if request.body().is_end_stream() {
@@ -104,6 +125,7 @@ where
         let matched = request.extensions().get::<MatchedPath>();
         // A path that matched no route is one label, not one per path a client makes up.
         let in_flight = edge.red.start(
+            &route.red,
             request.method(),
             matched.map_or("unmatched", MatchedPath::as_str),
         );
@@ -115,7 +137,9 @@ where
             trace_id = tracing::field::Empty,
         );
         let trace_id = telemetry::join_trace(&span, request.headers());
-        span.record("trace_id", trace_id.as_str());
+        if !span.is_disabled() {
+            span.record("trace_id", trace_id.as_str());
+        }
         let timeout = edge.timeout;
         let started = Instant::now();
         let inner = &mut self.inner;
@@ -125,7 +149,7 @@ where
             let handled = match handled {
                 Ok(handling) => {
                     let guarded = AssertUnwindSafe(handling).catch_unwind();
-                    tokio::time::timeout(timeout, guarded)
+                    within(started + timeout, guarded)
                         .instrument(span.clone())
                         .await
                 }

@@ -1,6 +1,7 @@
 //! The HTTP edge every module shares: RFC 9457 problems, extractors whose rejections name
 //! the field, and the middleware stack (request id, logs, timeout, body limit, panics).
 
+mod deadline;
 mod edge;
 mod extract;
 mod middleware;

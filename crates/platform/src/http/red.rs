@@ -42,11 +42,17 @@ fn method_index(method: &Method) -> usize {
 /// route first answers with it, so no empty series appear.
 #[derive(Debug)]
 struct RouteRed {
-    method: &'static str,
+    method: usize,
     route: Box<str>,
     by_class: [OnceLock<Counter>; 5],
     duration: Histogram,
+    in_flight: Gauge,
 }
+
+/// Where a route's edge keeps its handles after its first request (axum layers every route
+/// and method separately), so its requests skip the map, its lock and the hashing.
+#[derive(Debug, Default)]
+pub(super) struct RouteSlot(OnceLock<Arc<RouteRed>>);
 
 impl RedMetrics {
     pub(super) fn new() -> Self {
@@ -58,30 +64,40 @@ impl RedMetrics {
         }
     }
 
-    /// Counts a request in flight until the returned guard is finished or dropped.
-    pub(super) fn start(&self, method: &Method, route: &str) -> InFlight {
+    /// Counts a request in flight until the returned guard is finished or dropped. `slot`
+    /// is the route's own: it answers for the route it first saw (a fallback sees many).
+    pub(super) fn start(&self, slot: &RouteSlot, method: &Method, route: &str) -> InFlight {
         let index = method_index(method);
+        let red = match slot.0.get() {
+            Some(red) if red.method == index && *red.route == *route => red.clone(),
+            _ => {
+                let red = self.lookup(index, route);
+                let _first = slot.0.set(red.clone());
+                red
+            }
+        };
+        red.in_flight.increment(1.0);
+        InFlight { red }
+    }
+
+    fn lookup(&self, index: usize, route: &str) -> Arc<RouteRed> {
         let known = self.by_method[index]
             .read()
             .ok()
             .and_then(|routes| routes.get(route).cloned());
-        let red = known.unwrap_or_else(|| self.register(index, route));
-        self.in_flight.increment(1.0);
-        InFlight {
-            red,
-            in_flight: self.in_flight.clone(),
-        }
+        known.unwrap_or_else(|| self.register(index, route))
     }
 
     #[cold]
     fn register(&self, index: usize, route: &str) -> Arc<RouteRed> {
         let method = METHODS[index];
         let red = Arc::new(RouteRed {
-            method,
+            method: index,
             route: route.into(),
             by_class: Default::default(),
             duration: metrics::histogram!("keel_http_request_duration_seconds",
                 "method" => method, "route" => route.to_owned()),
+            in_flight: self.in_flight.clone(),
         });
         match self.by_method[index].write() {
             Ok(mut routes) => routes.entry(route.into()).or_insert(red).clone(),
@@ -95,7 +111,6 @@ impl RedMetrics {
 /// is dropped (a client that hangs up).
 pub(super) struct InFlight {
     red: Arc<RouteRed>,
-    in_flight: Gauge,
 }
 
 impl InFlight {
@@ -108,7 +123,7 @@ impl InFlight {
         red.by_class[index]
             .get_or_init(|| {
                 metrics::counter!("keel_http_requests_total",
-                    "method" => red.method, "route" => red.route.to_string(), "status" => class)
+                    "method" => METHODS[red.method], "route" => red.route.to_string(), "status" => class)
             })
             .increment(1);
         red.duration.record(took);
@@ -117,6 +132,6 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.in_flight.decrement(1.0);
+        self.red.in_flight.decrement(1.0);
     }
 }
