@@ -275,6 +275,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_service_panicking_before_its_future_is_a_500_problem_too() {
+        let service = tower::service_fn(
+            |_: Request| -> std::future::Ready<Result<Response, Infallible>> {
+                panic!("the secret internals, before any future")
+            },
+        );
+        let response = EdgeLayer::new(Duration::from_secs(5), 1 << 20)
+            .layer(service)
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key(REQUEST_ID));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("urn:keel:problem:internal"), "{body}");
+        assert!(!body.contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
     async fn a_handler_past_the_timeout_is_a_503_problem() {
         let (response, body) = through_edge(Duration::from_millis(50), async {
             tokio::time::sleep(Duration::from_secs(5)).await;
