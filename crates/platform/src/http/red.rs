@@ -135,3 +135,28 @@ impl Drop for InFlight {
         self.red.in_flight.decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_routes_slot_serves_only_the_route_and_method_it_first_saw() {
+        let red = RedMetrics::new();
+        let slot = RouteSlot::default();
+        let first = red.start(&slot, &Method::GET, "/products/{id}");
+        let again = red.start(&slot, &Method::GET, "/products/{id}");
+        assert!(Arc::ptr_eq(&first.red, &again.red));
+        // A fallback's edge sees other methods and paths: each keeps its own handles.
+        let other_method = red.start(&slot, &Method::PATCH, "/products/{id}");
+        let other_route = red.start(&slot, &Method::GET, "/orders/{id}");
+        for other in [&other_method, &other_route] {
+            assert!(!Arc::ptr_eq(&first.red, &other.red));
+        }
+        assert_eq!(METHODS[other_method.red.method], "PATCH");
+        assert_eq!(&*other_route.red.route, "/orders/{id}");
+        // Handles are shared with the routes' map, so another slot finds the same ones.
+        let elsewhere = red.start(&RouteSlot::default(), &Method::PATCH, "/products/{id}");
+        assert!(Arc::ptr_eq(&other_method.red, &elsewhere.red));
+    }
+}
