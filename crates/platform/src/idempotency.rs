@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use deadpool_postgres::GenericClient;
@@ -34,11 +34,11 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub const HEADER: &'static str = "idempotency-key";
+    pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 
     /// Reads the header, if the request has one.
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, Problem> {
-        let Some(value) = headers.get(Self::HEADER) else {
+        let Some(value) = headers.get(&Self::HEADER) else {
             return Ok(None);
         };
         let invalid = || {
