@@ -14,11 +14,11 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{HeaderMap, HeaderName, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post, put},
 };
-use platform::config::parse_duration;
+use platform::{config::parse_duration, idempotency::IdempotencyKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -168,11 +168,9 @@ impl Provider {
     }
 }
 
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Response> {
     headers
-        .get(IDEMPOTENCY_KEY)
+        .get(&IdempotencyKey::HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|k| !k.is_empty())
         .map(str::to_owned)
