@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::{
     Problem,
     deadline::within,
-    red::{RedMetrics, RouteSlot},
+    red::{self, RouteSlot},
 };
 use crate::telemetry::{self, hex};
 
@@ -51,7 +51,6 @@ struct Shared {
     ids: SequentialIds,
     timeout: Duration,
     body_limit: usize,
-    red: RedMetrics,
 }
 
 impl EdgeLayer {
@@ -60,7 +59,6 @@ impl EdgeLayer {
             ids: SequentialIds::new(),
             timeout,
             body_limit,
-            red: RedMetrics::new(),
         }))
     }
 }
@@ -124,7 +122,7 @@ where
         };
         let matched = request.extensions().get::<MatchedPath>();
         // A path that matched no route is one label, not one per path a client makes up.
-        let in_flight = edge.red.start(
+        let in_flight = red::start(
             &route.red,
             request.method(),
             matched.map_or("unmatched", MatchedPath::as_str),

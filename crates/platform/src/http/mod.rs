@@ -6,7 +6,7 @@ mod edge;
 mod extract;
 mod middleware;
 mod problem;
-mod red;
+pub(crate) mod red;
 mod selective;
 
 pub use extract::{IdPath, Json, Path, Query};
