@@ -52,10 +52,12 @@ read -r b_high_p50 b_high_p99 b_high_ok < <(run_oha baseline-high "$(( layered_r
 
 # The L1-hit ratio of record: the bare handler and Keel both pinned to core 0 at the same
 # time (one tokio worker each: the runtime sizes itself to the CPUs it may use), each loaded
-# by its own wrk pinned to core 1. The scheduler gives the two servers the same CPU time, so
-# their throughputs' ratio is the inverse of their CPU cost per request, and whatever the
-# host does to the core's speed hits both alike (alternating runs swung by 40 points here).
-# SHARED_ROUNDS rounds of 5 s (9); the median and every round are reported.
+# by its own wrk pinned to core 1. Whatever the host does to the core's speed hits both
+# alike (alternating runs swung by 40 points here). The ratio of record is their CPU cost
+# per request (each process's user + system ticks from /proc over its requests): the
+# throughputs' ratio equals it only while both servers use their whole share, and a bare
+# handler waiting on its client now and then (fewer ticks) reads several points higher.
+# SHARED_ROUNDS rounds of 5 s (9); the medians and every round are reported.
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 taskset -c 0 ./target/release/keel bench baseline --listen 127.0.0.1:18083 --size "$size" 2>/dev/null &
 pinned_base_pid=$!
@@ -64,14 +66,18 @@ pinned_keel_pid=$!
 for _ in $(seq 50); do curl -sf http://127.0.0.1:18084/readyz >/dev/null && break; sleep 0.2; done
 taskset -c 1 wrk -t1 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18084 >/dev/null # fill L1
 rounds=""
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for _ in $(seq "${SHARED_ROUNDS:-9}"); do
+    b0=$(ticks $pinned_base_pid) k0=$(ticks $pinned_keel_pid)
     taskset -c 1 wrk -t1 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18083 >"$out/shared.base" &
     wrk_pid=$!
     taskset -c 1 wrk -t1 -c$conns -d5s -s scripts/bench/product.lua http://127.0.0.1:18084 >"$out/shared.keel"
     wait $wrk_pid
+    b_ticks=$(( $(ticks $pinned_base_pid) - b0 )) k_ticks=$(( $(ticks $pinned_keel_pid) - k0 ))
     b=$(awk '/Requests\/sec/ {print int($2)}' "$out/shared.base")
     k=$(awk '/Requests\/sec/ {print int($2)}' "$out/shared.keel")
-    rounds="$rounds$b $k $(( 100 * k / b ))\n"
+    # Bare CPU per request over Keel's, in %: (b_ticks / b) / (k_ticks / k).
+    rounds="$rounds$b $k $(( 100 * k / b )) $(( 100 * b_ticks * k / (k_ticks * b) )) $b_ticks $k_ticks\n"
 done
 kill $pinned_base_pid $pinned_keel_pid; wait $pinned_base_pid $pinned_keel_pid 2>/dev/null || true
 pinned_base_pid="" pinned_keel_pid=""
@@ -79,6 +85,9 @@ shared_b=$(printf "$rounds" | awk '{print $1}' | median)
 shared_k=$(printf "$rounds" | awk '{print $2}' | median)
 shared_r=$(printf "$rounds" | awk '{print $3}' | median)
 shared_all=$(printf "$rounds" | awk '{printf "%s%d%%", (NR>1?",":""), $3}')
+shared_cpu=$(printf "$rounds" | awk '{print $4}' | median)
+shared_cpu_all=$(printf "$rounds" | awk '{printf "%s%d%%", (NR>1?",":""), $4}')
+shared_ticks=$(printf "$rounds" | awk '{printf "%s%d/%d", (NR>1?",":""), $5, $6}')
 
 start_keel KEEL_CACHE=layered KEEL_RATE_LIMIT_OFF=false KEEL_RATE_READ=1000000000/60s
 client wrk -t2 -c$conns -d3s -s scripts/bench/product.lua http://127.0.0.1:18080 >/dev/null
@@ -136,7 +145,7 @@ Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connecti
 
 Throughput against the bare handler: cache off $(( 100 * p_rps / b_rps ))%, L2 only $(( 100 * redis_rps / b_rps ))%, L1 hits $(( 100 * layered_rps / b_rps ))%, L1 hits + rate limiting $(( 100 * limited_rps / b_rps ))%.
 Who answered the measured requests (from Keel's cache counters): layered run $layered_layers; L2-only run $redis_layers.
-Sharing one core (both servers on core 0 at once, a wrk each on core 1), L1 hits against the bare handler: median $shared_k against $shared_b req/s, median ratio **$shared_r%** (rounds: $shared_all).
+Sharing one core (both servers on core 0 at once, a wrk each on core 1), L1 hits against the bare handler: **CPU per request, bare over Keel, median $shared_cpu%** (rounds: $shared_cpu_all; CPU ticks bare/Keel: $shared_ticks); throughput median $shared_k against $shared_b req/s, ratio $shared_r% (rounds: $shared_all).
 Rate-limit decisions in the rate-limited row (including its warm-up): $limited_backends.
 Cache off against pgbench SELECT: $(( 100 * p_rps / s_tps ))%. POST /orders against pgbench order: $(( 100 * o_rps / t_tps ))%.
 A price change on one instance showed on the other after p50 $inv_p50 ms, p99 $inv_p99 ms, max $inv_max ms ($inv_rounds rounds; includes the PATCH itself).
