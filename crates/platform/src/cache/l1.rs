@@ -25,9 +25,64 @@ use crate::{InfraError, db::Lsn};
 type Hasher = foldhash::fast::RandomState;
 
 pub(super) struct L1 {
-    map: Map<String, Slot, UnitWeighter, Hasher>,
+    map: Map<Key, Slot, UnitWeighter, Hasher>,
     ttl: Duration,
     negative_ttl: Duration,
+}
+
+/// A key as L1 holds it: inline when it fits (every key Keel makes does: `product:{id}` is
+/// at most 28 bytes), on the heap otherwise. A read compares the key it looks up with the
+/// entry's; inline, that compare reads the entry's own memory instead of following a
+/// pointer to one of thousands of small strings, cold in the CPU's cache.
+#[derive(Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+const INLINE: usize = 30;
+
+impl Key {
+    fn new(key: &str) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..key.len()].copy_from_slice(key.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(key.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(key) => key.as_bytes(),
+        }
+    }
+}
+
+// Compared and hashed as the bytes it holds, so a lookup by a key's bytes finds it (bytes
+// rather than `str`: making a `str` of the inline bytes would check them for UTF-8 on every
+// compare).
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
 }
 
 /// What L1 holds for a key: how a load ended, and until when that may be served.
@@ -56,7 +111,7 @@ impl L1 {
 
     /// The entry for `key` if one is live and shows every write up to `token`.
     pub(super) fn get(&self, key: &str, token: Option<Lsn>) -> Option<Entry> {
-        let slot = self.map.get(key)?;
+        let slot = self.map.get(key.as_bytes())?;
         match slot.outcome {
             Ok(entry) if slot.expires_at > Instant::now() && entry.serves(token) => Some(entry),
             _ => None,
@@ -87,7 +142,11 @@ impl L1 {
             Err(error) if slot.loaded_at >= arrived => EntryAction::Retain(Err(error.clone())),
             _ => EntryAction::ReplaceWithGuard,
         };
-        let guard = match self.map.entry_async(key, |_, slot| usable(slot)).await {
+        let guard = match self
+            .map
+            .entry_async(&Key::new(key), |_, slot| usable(slot))
+            .await
+        {
             EntryResult::Retained(Ok(entry)) => return Ok(entry),
             EntryResult::Retained(Err(error)) => return Err(shared_error(&error)),
             EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => Some(guard),
@@ -118,7 +177,7 @@ impl L1 {
     /// Drops `key`, or the load of it in progress (whose outcome then goes to its waiters
     /// only).
     pub(super) fn remove(&self, key: &str) {
-        self.map.remove(key);
+        self.map.remove(key.as_bytes());
     }
 
     pub(super) fn clear(&self) {
@@ -201,6 +260,31 @@ mod tests {
         assert_eq!(again.await.unwrap().value.as_deref(), Some(&b"v"[..]));
         assert_eq!(calls.load(SeqCst), 2);
         assert!(l1.get("k", None).is_some());
+    }
+
+    #[tokio::test]
+    async fn keys_inline_or_on_the_heap_are_found_and_removed_alike() {
+        let l1 = l1();
+        let fits = "k".repeat(INLINE);
+        let long = "k".repeat(INLINE + 1);
+        assert!(matches!(Key::new(&fits), Key::Inline { .. }));
+        assert!(matches!(Key::new(&long), Key::Heap(_)));
+        for (key, value) in [(&fits, "inline"), (&long, "heap")] {
+            l1.get_or_load(key, None, async { Ok(entry(Some(value), 1)) })
+                .await
+                .unwrap();
+        }
+        for (key, value) in [(&fits, "inline"), (&long, "heap")] {
+            let found = l1.get(key, None).and_then(|e| e.value);
+            assert_eq!(found.as_deref(), Some(value.as_bytes()), "{key}");
+        }
+        assert!(
+            l1.get(&"k".repeat(INLINE - 1), None).is_none(),
+            "a prefix is another key"
+        );
+        l1.remove(&fits);
+        l1.remove(&long);
+        assert!(l1.get(&fits, None).is_none() && l1.get(&long, None).is_none());
     }
 
     #[tokio::test]
