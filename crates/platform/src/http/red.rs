@@ -165,6 +165,10 @@ pub(crate) fn render(out: &mut String) {
         })
         .flatten()
         .collect();
+    // A process that serves no routes through the edge (the worker) shows no families.
+    if routes.is_empty() {
+        return;
+    }
     routes.sort_by(|a, b| (&a.route, a.method).cmp(&(&b.route, b.method)));
     // Writing to a String cannot fail.
     let _ = write_families(out, &routes);
