@@ -191,6 +191,10 @@ fn write_families(out: &mut String, routes: &[&RouteRed]) -> std::fmt::Result {
     }
     writeln!(out, "# TYPE keel_http_request_duration_seconds histogram")?;
     for red in routes {
+        // A route whose first request is still running (the scrape itself) has no sample yet.
+        if red.buckets.iter().all(|count| count.load(Relaxed) == 0) {
+            continue;
+        }
         let labels = Labels(red);
         let mut cumulative = 0;
         for (i, count) in red.buckets.iter().enumerate() {
@@ -269,8 +273,18 @@ mod tests {
             start(&slot, &Method::POST, "/test/render/\"quoted\"")
                 .finish(status, Duration::from_nanos(took));
         }
+        let unfinished = start(
+            &RouteSlot::default(),
+            &Method::GET,
+            "/test/render/unfinished",
+        );
         let mut text = String::new();
         render(&mut text);
+        drop(unfinished);
+        assert!(
+            !text.contains("/test/render/unfinished"),
+            "no sample yet, no series"
+        );
         let labels = r#"method="POST",route="/test/render/\"quoted\"""#;
         for line in [
             format!(r#"keel_http_requests_total{{{labels},status="2xx"}} 2"#),
