@@ -206,61 +206,65 @@ async fn reads_survive_redis_dying_and_the_cache_recovers() {
 
     redis.restart().await;
     let redis_client = redis::Client::open(redis.url()).unwrap();
-    let in_l2 = |key: String| {
-        let client = redis_client.clone();
-        async move {
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let exists: bool = redis::cmd("EXISTS")
-                .arg(key)
-                .query_async(&mut conn)
+    let prefix = &config.redis.key_prefix;
+    // The cache writes to Redis again once its breaker lets a probe through.
+    read_until_in_l2(
+        &redis_client,
+        "L2 unused 5 s after Redis returned",
+        async |n| {
+            let key = format!("probe-{n}");
+            app.cache
+                .get_or_load(&key, None, |_| async {
+                    Ok(Loaded {
+                        value: Some(Bytes::from_static(b"1")),
+                        as_of: Lsn(0),
+                    })
+                })
                 .await
                 .unwrap();
-            exists
-        }
-    };
-    // The cache writes to Redis again once its breaker lets a probe through.
-    let back = Instant::now();
-    for n in 0.. {
-        let key = format!("probe-{n}");
-        app.cache
-            .get_or_load(&key, None, |_| async {
-                Ok(Loaded {
-                    value: Some(Bytes::from_static(b"1")),
-                    as_of: Lsn(0),
-                })
-            })
-            .await
-            .unwrap();
-        if in_l2(format!("{}cache:{key}", config.redis.key_prefix)).await {
-            break;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(5),
-            "L2 unused 5 s after Redis returned"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            format!("{prefix}cache:{key}")
+        },
+    )
+    .await;
     // And the API path with it: a product read for the first time lands in L2. Not always
     // the very first read: the invalidation listener resubscribing after the outage clears
     // L1, and a load that overlaps that is served but not kept (it may predate a write).
     let admin = app.admin().await;
     let fresh = app.product(&admin, 300, 3).await;
-    let back = Instant::now();
-    loop {
+    let product = "the product not in L2 5 s after Redis returned";
+    read_until_in_l2(&redis_client, product, async |_| {
         assert_eq!(
             app.get(&format!("/products/{fresh}"), None).await.status(),
             StatusCode::OK
         );
-        if in_l2(format!("{}cache:product:{fresh}", config.redis.key_prefix)).await {
-            break;
+        format!("{prefix}cache:product:{fresh}")
+    })
+    .await;
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+}
+
+/// Reads (`read(n)` for the n-th try, answering the Redis key it should have filled) every
+/// 50 ms until that key is in Redis; fails with `failure` after 5 s.
+async fn read_until_in_l2(
+    redis: &redis::Client,
+    failure: &str,
+    mut read: impl AsyncFnMut(u32) -> String,
+) {
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let back = Instant::now();
+    for n in 0.. {
+        let key = read(n).await;
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if exists {
+            return;
         }
-        assert!(
-            back.elapsed() < Duration::from_secs(5),
-            "the product not in L2 5 s after Redis returned"
-        );
+        assert!(back.elapsed() < Duration::from_secs(5), "{failure}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
 }
 
 /// A load of `key` that answers `value` as of `as_of`, and tells what it was asked for.
