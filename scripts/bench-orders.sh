@@ -78,7 +78,7 @@ charges=$(curl -s http://127.0.0.1:18090/stats)
 negative=$(psql_bench -c "SELECT count(*) FROM catalog.stock WHERE on_hand < 0")
 
 cat <<MD
-Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql_keel -c 'SHOW server_version'), NATS $(nats-server --version | awk '{print $2}'); Keel, one worker, the fake provider and the load generator on the same machine.
+Machine: $(machine); PostgreSQL $(psql_keel -c 'SHOW server_version'), NATS $(nats-server --version | awk '{print $2}'); Keel, one worker, the fake provider and the load generator on the same machine.
 Run: \`scripts/bench-orders.sh\` (DURATION=$duration s per measurement, $conns connections, fake provider latency $latency, 1-line orders with an idempotency key under wrk), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | Mode | wrk max orders/s | wrk p50 / p99 (closed loop) | oha constant rate | oha p50 | oha p99 | placed → confirmed p50 / p99 at that rate |

@@ -78,7 +78,7 @@ match=$(psql_bench -c "SELECT count(*) FROM orders.orders o JOIN reports.order_s
                         WHERE s.status = o.status AND s.total_cents = o.total_cents")
 
 cat <<MD
-Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql_keel -c 'SHOW server_version') (primary and replica on the same machine), Keel and the load generator too.
+Machine: $(machine); PostgreSQL $(psql_keel -c 'SHOW server_version') (primary and replica on the same machine), Keel and the load generator too.
 Run: \`scripts/bench-replicas.sh\` (DURATION=$duration s per measurement, $conns connections, $rounds alternating rounds, medians), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | GET /products?category=garden&limit=20 (uncached) | requests/s | p50 | p99 | reads on replica / primary (last round) |

@@ -128,7 +128,7 @@ read -r s_tps s_p50 s_p99 < <(run_pgbench select scripts/bench/product.sql)
 read -r t_tps t_p50 t_p99 < <(run_pgbench order scripts/bench/order.sql)
 
 cat <<MD
-Machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), Redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'); load generator on the same machine.
+Machine: $(machine); PostgreSQL $(psql -h 127.0.0.1 -U keel -d postgres -Atqc 'SHOW server_version'), Redis $(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/'); load generator on the same machine.
 Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connections, GETs over product ids 1–9999, orders over all 100 000, constant rate = $share% of wrk's max, load generators as SCHED_BATCH), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | What | wrk max req/s | wrk p50 / p99 (closed loop) | oha constant rate | oha p50 | oha p99 |

@@ -8,6 +8,16 @@ out=$(mktemp -d)
 export PGPASSWORD=keel
 psql_keel() { psql -h 127.0.0.1 -U keel -d postgres -Atq "$@"; }
 psql_bench() { psql -h 127.0.0.1 -U keel -d keel_bench -Atq "$@"; }
+# machine: the "Machine:" line's start. The CPU and its caches are named because ratios
+# against the bare handler depend on them: Keel serves 10 000 distinct cached bodies, the
+# bare handler one, and how many of those reads miss the cache is the CPU's to decide.
+machine() {
+    local cpu l2 l3
+    cpu=$(lscpu | sed -n 's/^Model name: *//p')
+    l2=$(lscpu | sed -n 's/^L2 cache: *//p')
+    l3=$(lscpu | sed -n 's/^L3 cache: *//p')
+    echo "$(nproc) cores ($cpu; L2 $l2, L3 $l3), $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -sr)"
+}
 
 # bench_setup: installs the load generators, builds the release binary, and creates and
 # seeds a fresh keel_bench database that the KEEL_* variables point at.
