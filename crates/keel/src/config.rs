@@ -69,7 +69,8 @@ pub struct MaintenanceConfig {
     #[arg(long, env = "KEEL_EVENT_LOG_MONTHS_AHEAD", default_value_t = 3)]
     pub event_log_months_ahead: u32,
 
-    /// How long consumers remember processed messages (well past JetStream's redelivery).
+    /// How long consumers remember processed messages, and the read models the events they
+    /// applied (well past JetStream's redelivery: the events stream keeps a week).
     #[arg(long, env = "KEEL_PROCESSED_RETENTION", default_value = "168h", value_parser = parse_duration)]
     pub processed_retention: Duration,
 }

@@ -39,7 +39,7 @@ enum Command {
         behaviour: keel::fake_payments::Behaviour,
     },
     /// Create the event log's upcoming partitions, drop those past retention, and trim the
-    /// consumers' records and expired idempotency keys; then exit.
+    /// consumers' and read models' records and expired idempotency keys; then exit.
     Maintenance {
         #[command(flatten)]
         db: DbConfig,
@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
                 created = ?done.partitions.created,
                 dropped = ?done.partitions.dropped,
                 processed_deleted = done.processed_deleted,
+                applied_events_deleted = done.applied_events_deleted,
                 idempotency_keys_deleted = done.idempotency_keys_deleted,
                 "maintenance done"
             );

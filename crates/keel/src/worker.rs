@@ -26,6 +26,8 @@ use crate::{StartError, config::MaintenanceConfig, config::WorkerConfig, migrate
 pub struct Maintained {
     pub partitions: partitions::Maintained,
     pub processed_deleted: u64,
+    /// The read models' record of applied events, past the same retention.
+    pub applied_events_deleted: u64,
     pub idempotency_keys_deleted: u64,
 }
 
@@ -170,8 +172,8 @@ async fn watch_backlog(db: Db) {
     }
 }
 
-/// One maintenance pass: partitions ahead and past retention, old consumer records, expired
-/// idempotency keys.
+/// One maintenance pass: partitions ahead and past retention, old consumer records (the
+/// bus's and the read models'), expired idempotency keys.
 pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained, InfraError> {
     let partitions = partitions::maintain(
         db,
@@ -187,10 +189,13 @@ pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained,
             &[&config.processed_retention.as_secs_f64()],
         )
         .await?;
+    let applied_events_deleted =
+        reports::forget_applied_events(db, config.processed_retention).await?;
     let idempotency_keys_deleted = platform::idempotency::purge_expired(&client, 100_000).await?;
     Ok(Maintained {
         partitions,
         processed_deleted,
+        applied_events_deleted,
         idempotency_keys_deleted,
     })
 }

@@ -12,6 +12,7 @@ mod live;
 mod project;
 mod query;
 mod rebuild;
+mod retention;
 
 pub use day::{Day, InvalidDay};
 pub use error::Error;
@@ -22,16 +23,25 @@ pub use query::{
     SalesReport, customer_stats, order_history, sales_report,
 };
 pub use rebuild::{Rebuilt, rebuild};
+pub use retention::forget_applied_events;
 
 use platform::db::{Db, Migration};
 
 /// The reports schema's migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    module: "reports",
-    version: 1,
-    name: "read models",
-    sql: include_str!("../migrations/0001_read_models.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        module: "reports",
+        version: 1,
+        name: "read models",
+        sql: include_str!("../migrations/0001_read_models.sql"),
+    },
+    Migration {
+        module: "reports",
+        version: 2,
+        name: "applied events expire",
+        sql: include_str!("../migrations/0002_applied_events_expire.sql"),
+    },
+];
 
 /// The reports module: what its routes need.
 #[derive(Clone, Debug)]

@@ -216,3 +216,43 @@ async fn read_models_equal_a_recomputation_and_survive_a_rebuild_under_load() {
     assert_read_models_match(&app).await;
     worker.stop().await;
 }
+
+/// Applied-event ids are kept as long as their events can be delivered again, then
+/// forgotten by maintenance: in the generation the migration timestamped and in one a
+/// rebuild made.
+#[tokio::test]
+async fn maintenance_forgets_applied_events_past_the_retention() {
+    let app = spawn_app().await;
+    let retention = keel::MaintenanceConfig {
+        event_log_retention_months: 12,
+        event_log_months_ahead: 3,
+        processed_retention: Duration::from_secs(7 * 86_400),
+    };
+    let remember = |generation: i32| {
+        format!(
+            "INSERT INTO reports_g{generation}.applied_events (event_id, applied_at)
+             SELECT id, now() - CASE WHEN id <= 30 THEN interval '8 days' ELSE interval '6 days' END
+               FROM generate_series(1, 50) AS id"
+        )
+    };
+    let remembered =
+        |generation: i32| format!("SELECT count(*) FROM reports_g{generation}.applied_events");
+    for generation in [1, 2] {
+        if generation == 2 {
+            assert_eq!(reports::rebuild(&app.db).await.unwrap().generation, 2);
+        }
+        app.db
+            .write()
+            .await
+            .unwrap()
+            .execute(&remember(generation), &[])
+            .await
+            .unwrap();
+        let done = keel::worker::maintain(&app.db, &retention).await.unwrap();
+        assert_eq!(done.applied_events_deleted, 30, "generation {generation}");
+        assert_eq!(app.count(&remembered(generation)).await, 20);
+        // The ids six days old stay until their own week is up.
+        let again = keel::worker::maintain(&app.db, &retention).await.unwrap();
+        assert_eq!(again.applied_events_deleted, 0);
+    }
+}
