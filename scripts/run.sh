@@ -7,6 +7,8 @@
 #   KEEL_PAYMENTS_URL to use a provider of your own instead of `keel fake-payments`.
 #   KEEL_REPLICAS=N (default 0) adds N streaming read replicas of the local PostgreSQL on ports
 #   5433.. (data in KEEL_REPLICA_DIR, default /var/lib/keel; delete it to make them anew).
+#   KEEL_INSTANCES=N (default 1) runs N API instances on the ports after KEEL_LISTEN's, with
+#   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -51,6 +53,25 @@ fi
 log "worker: outbox relay, order sagas and the read models' projections"
 ./target/release/keel worker &
 listen="${KEEL_LISTEN:-127.0.0.1:8080}"
-log "serving on http://$listen  (try: curl http://$listen/products/1 ; spec at /openapi.json)"
-./target/release/keel serve &
+instances="${KEEL_INSTANCES:-1}"
+if [ "$instances" -gt 1 ]; then
+    # nginx on the public address, the instances on the ports after it; they trust nginx's
+    # X-Forwarded-For, so rate limits key on the client.
+    host=${listen%:*} port=${listen##*:}
+    export KEEL_TRUSTED_PROXIES="${KEEL_TRUSTED_PROXIES:-127.0.0.1}"
+    upstreams=""
+    for i in $(seq "$instances"); do
+        log "instance $i on $host:$((port + i))"
+        KEEL_LISTEN="$host:$((port + i))" ./target/release/keel serve &
+        upstreams="$upstreams${upstreams:+\\n}        server $host:$((port + i)) max_fails=1 fail_timeout=5s;"
+    done
+    dir="${TMPDIR:-/tmp}/keel-nginx"
+    mkdir -p "$dir/tmp"
+    sed -e "s/__LISTEN__/$listen/" -e "s/^__UPSTREAMS__\$/$upstreams/" deploy/nginx.conf >"$dir/nginx.conf"
+    log "nginx on http://$listen in front of $instances instances (try: curl http://$listen/products/1)"
+    "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -e stderr -c "$dir/nginx.conf" -g 'daemon off;' &
+else
+    log "serving on http://$listen  (try: curl http://$listen/products/1 ; spec at /openapi.json)"
+    ./target/release/keel serve &
+fi
 wait -n

@@ -91,3 +91,8 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
     nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/keel-nats >/tmp/keel-nats.log 2>&1 &
     for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.2; done
 fi
+
+# nginx, the load balancer in front of several API instances (scripts/run.sh with
+# KEEL_INSTANCES, the load-balancer test). Each use starts its own from deploy/nginx.conf;
+# Debian's package may start its default site on port 80, which Keel does not use.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx

@@ -410,6 +410,15 @@ impl TestApp {
     }
 }
 
+/// A port nothing listens on now, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits until something listens on `port` (a server the test started).
 pub async fn wait_for_port(port: u16, what: &str) {
     for _ in 0..200 {

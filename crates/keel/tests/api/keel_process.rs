@@ -63,14 +63,6 @@ impl KeelProcess {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A seeded customer's session token.
 pub async fn login(base: &str, email: &str) -> String {
     let session: serde_json::Value = reqwest::Client::new()

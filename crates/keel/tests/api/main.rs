@@ -13,6 +13,7 @@ mod helpers;
 mod http;
 mod idempotency;
 mod keel_process;
+mod load_balancer;
 mod metrics;
 mod nats_server;
 mod orders;

@@ -13,11 +13,7 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let store = std::env::temp_dir().join(format!("keel-nats-{}", uuid::Uuid::new_v4()));
         let mut server = Self {
             port,

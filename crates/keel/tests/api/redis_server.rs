@@ -12,11 +12,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let mut server = Self { port, child: None };
         server.restart().await;
         server

@@ -10,10 +10,7 @@ use platform::db::Lsn;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    helpers::{TestApp, body, spawn_app_with, test_config},
-    keel_process::free_port,
-};
+use crate::helpers::{TestApp, body, free_port, spawn_app_with, test_config};
 
 /// A PostgreSQL cluster made by scripts/replica.sh, stopped and removed on drop.
 struct Cluster {

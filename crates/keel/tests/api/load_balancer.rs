@@ -1,0 +1,136 @@
+//! Two instances behind nginx, run with the very configuration `deploy/nginx.conf` ships:
+//! requests spread over both, the rate limits key on the client (not on nginx, not on what
+//! the client writes in `X-Forwarded-For`) and are shared by the instances, and an instance
+//! that stops is skipped without one failed request.
+
+use std::{collections::HashSet, net::IpAddr, path::PathBuf, process::Stdio};
+
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+/// An nginx of the test's own, on a free port, in front of `instances`.
+struct Nginx {
+    port: u16,
+    dir: PathBuf,
+    _child: Child,
+}
+
+impl Nginx {
+    async fn start(instances: &[&TestApp]) -> Self {
+        let port = crate::helpers::free_port();
+        let dir = std::env::temp_dir().join(format!("keel-nginx-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let upstreams: String = instances
+            .iter()
+            .map(|app| {
+                let host = app.address.trim_start_matches("http://");
+                format!("        server {host} max_fails=1 fail_timeout=5s;\n")
+            })
+            .collect();
+        let config = include_str!("../../../../deploy/nginx.conf")
+            .replace("__LISTEN__", &format!("127.0.0.1:{port}"))
+            .replace("__UPSTREAMS__\n", &upstreams);
+        std::fs::write(dir.join("nginx.conf"), config).unwrap();
+        // Debian puts it in /usr/sbin, which is not on every user's PATH.
+        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .unwrap_or("nginx");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(&dir)
+            .args(["-e", "stderr", "-c"])
+            .arg(dir.join("nginx.conf"))
+            // One process, so that killing it (on drop, or a failed test) leaves no workers.
+            .args(["-g", "daemon off; master_process off;"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx is installed (scripts/setup.sh)");
+        wait_for_port(port, "nginx").await;
+        Self {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Which instance answered: each draws its own request-id prefix.
+fn instance(response: &Response) -> String {
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    id.split('-').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn nginx_spreads_requests_shares_limits_and_skips_a_stopped_instance() {
+    let mut config = test_config(create_database().await);
+    config.rate_limits.rate_login = "5/60s".parse().unwrap();
+    config.rate_limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let mut first = spawn_app_with(config.clone()).await;
+    let second = spawn_app_with(config).await;
+    let nginx = Nginx::start(&[&first, &second]).await;
+    // The client comes from another loopback address than nginx's, as it would from
+    // another host: 127.0.0.1 is the trusted proxy, 127.0.0.2 is not.
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+
+    let mut answered_by = HashSet::new();
+    for _ in 0..10 {
+        let response = client.get(nginx.url("/products")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        answered_by.insert(instance(&response));
+    }
+    assert_eq!(
+        answered_by.len(),
+        2,
+        "both instances served: {answered_by:?}"
+    );
+
+    // Five logins a minute per client, whichever instance answers and whatever the client
+    // claims to forward for.
+    let attempt = json!({ "email": "who@example.com", "password": "guess guess" });
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let response = client
+            .post(nginx.url("/sessions"))
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .json(&attempt)
+            .send()
+            .await
+            .unwrap();
+        answered_by.insert(instance(&response));
+        statuses.push(response.status());
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+
+    // One instance stops (SIGTERM's path: it drains and closes its connections); nginx's
+    // pooled connections to it fail and every request goes to the other.
+    first.shut_down();
+    first.served.take().unwrap().await.unwrap().unwrap();
+    let survivor = {
+        let response = second.get("/products", None).await;
+        instance(&response)
+    };
+    for _ in 0..10 {
+        let response = client.get(nginx.url("/products")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(instance(&response), survivor);
+    }
+}
