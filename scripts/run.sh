@@ -63,13 +63,11 @@ if [ "$instances" -gt 1 ]; then
     for i in $(seq "$instances"); do
         log "instance $i on $host:$((port + i))"
         KEEL_LISTEN="$host:$((port + i))" ./target/release/keel serve &
-        upstreams="$upstreams${upstreams:+\\n}        server $host:$((port + i)) max_fails=1 fail_timeout=5s;"
+        upstreams="$upstreams $host:$((port + i))"
     done
-    dir="${TMPDIR:-/tmp}/keel-nginx"
-    mkdir -p "$dir/tmp"
-    sed -e "s/__LISTEN__/$listen/" -e "s/^__UPSTREAMS__\$/$upstreams/" deploy/nginx.conf >"$dir/nginx.conf"
     log "nginx on http://$listen in front of $instances instances (try: curl http://$listen/products/1)"
-    "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -e stderr -c "$dir/nginx.conf" -g 'daemon off;' &
+    # shellcheck disable=SC2086 # one argument per instance
+    scripts/nginx.sh "${TMPDIR:-/tmp}/keel-nginx" "$listen" $upstreams &
 else
     log "serving on http://$listen  (try: curl http://$listen/products/1 ; spec at /openapi.json)"
     ./target/release/keel serve &
