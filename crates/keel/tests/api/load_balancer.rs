@@ -1,7 +1,8 @@
 //! Two instances behind nginx, run with the very configuration `deploy/nginx.conf` ships:
-//! requests spread over both, the rate limits key on the client (not on nginx, not on what
-//! the client writes in `X-Forwarded-For`) and are shared by the instances, and an instance
-//! that stops is skipped without one failed request.
+//! requests spread over both (not `/metrics`: it is per instance), the rate limits key on
+//! the client (not on nginx, not on what the client writes in `X-Forwarded-For`) and are
+//! shared by the instances, and an instance that stops is skipped without one failed
+//! request.
 
 use std::{collections::HashSet, net::IpAddr, path::PathBuf, process::Stdio};
 
@@ -101,6 +102,10 @@ async fn nginx_spreads_requests_shares_limits_and_skips_a_stopped_instance() {
         2,
         "both instances served: {answered_by:?}"
     );
+    // Metrics are scraped from each instance, not through the balancer.
+    let metrics = client.get(nginx.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::NOT_FOUND);
+    assert_eq!(second.get("/metrics", None).await.status(), StatusCode::OK);
 
     // Five logins a minute per client, whichever instance answers and whatever the client
     // claims to forward for.
