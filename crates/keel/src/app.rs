@@ -18,7 +18,14 @@ use reports::Reports;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
-use crate::{Config, consistency::IssueTokens, health, limits::Limits, openapi};
+use crate::{
+    Config,
+    consistency::IssueTokens,
+    features::{self, Features},
+    health,
+    limits::Limits,
+    openapi,
+};
 
 /// Every module's migrations, in dependency order.
 const MIGRATIONS: [&[Migration]; 5] = [
@@ -63,6 +70,9 @@ pub async fn migrate(db: &Db) -> Result<usize, StartError> {
 pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
+    let features = Features::new(redis.clone());
+    // Ends once the router (which holds the switches) is dropped.
+    tokio::spawn(features.watch());
     let api = Router::new()
         .merge(accounts::router().with_state(Accounts {
             db: db.clone(),
@@ -88,6 +98,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             db: db.clone(),
             sessions: sessions.clone(),
         }))
+        .merge(features::router(features.clone(), sessions.clone()))
         .merge(health::router(db.clone(), redis.clone()))
         .merge(platform::metrics::router())
         .merge(openapi::router());
@@ -98,7 +109,9 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             &config.rate_limits,
         )
     });
+    // A switched-off feature's requests are answered first: they cost no rate-limit round trip.
     let layers = ServiceBuilder::new()
+        .layer(SelectiveLayer(features))
         .layer(SelectiveLayer(limits))
         .layer(SelectiveLayer(IssueTokens { db, sessions }));
     platform::http::layer(api, &config.http, layers)

@@ -9,6 +9,7 @@ mod config;
 mod consistency;
 pub mod diagnose;
 pub mod fake_payments;
+mod features;
 mod health;
 mod limits;
 mod openapi;
@@ -17,3 +18,4 @@ pub mod worker;
 
 pub use app::{Application, StartError, migrate, router};
 pub use config::{Config, MaintenanceConfig, WorkerConfig};
+pub use features::{Feature, Features};

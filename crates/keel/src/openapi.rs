@@ -43,6 +43,7 @@ pub(crate) fn document() -> utoipa::openapi::OpenApi {
     doc.merge(catalog::ApiDoc::openapi());
     doc.merge(orders::ApiDoc::openapi());
     doc.merge(reports::ApiDoc::openapi());
+    doc.merge(crate::features::ApiDoc::openapi());
     doc
 }
 

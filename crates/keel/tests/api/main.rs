@@ -9,6 +9,7 @@ mod cache;
 mod catalog;
 mod diagnose;
 mod events;
+mod features;
 mod helpers;
 mod http;
 mod idempotency;
