@@ -12,7 +12,10 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering::Relaxed},
+        atomic::{
+            AtomicBool, AtomicU64,
+            Ordering::{Relaxed, SeqCst},
+        },
     },
     time::Duration,
 };
@@ -75,10 +78,14 @@ pub struct Features(Arc<Shared>);
 struct Shared {
     redis: Redis,
     key: String,
-    /// Indexed like [`Feature::ALL`].
+    /// Indexed by `Feature as usize` (the order of [`Feature::ALL`]).
     off: [AtomicBool; Feature::ALL.len()],
     /// Whether any is off: the one load a request pays while all are on.
     any_off: AtomicBool,
+    /// Switches this instance began and ended writing: a read of the hash that overlaps one
+    /// may predate its write, and is not applied (the next read is).
+    switches_begun: AtomicU64,
+    switches_ended: AtomicU64,
 }
 
 /// How often each instance reads the switches.
@@ -92,6 +99,8 @@ impl Features {
             key,
             off: Default::default(),
             any_off: AtomicBool::new(false),
+            switches_begun: AtomicU64::new(0),
+            switches_ended: AtomicU64::new(0),
         }));
         for feature in Feature::ALL {
             features.remember(feature, true);
@@ -100,11 +109,12 @@ impl Features {
     }
 
     pub fn is_on(&self, feature: Feature) -> bool {
-        !self.0.off[Self::index(feature)].load(Relaxed)
+        !self.0.off[feature as usize].load(Relaxed)
     }
 
     /// Switches `feature` on or off for every instance.
     pub async fn switch(&self, feature: Feature, on: bool) -> Result<(), InfraError> {
+        let _switching = Switching::begin(&self.0);
         let mut conn = self.0.redis.conn();
         let mut command = redis::cmd(if on { "HDEL" } else { "HSET" });
         command.arg(&self.0.key).arg(feature.name());
@@ -137,10 +147,15 @@ impl Features {
 
     /// One read of the switches; says whether it failed (logged once per outage).
     async fn read(&self, failing: bool) -> bool {
+        let begun = self.0.switches_begun.load(SeqCst);
+        if self.0.switches_ended.load(SeqCst) != begun {
+            return failing;
+        }
         let mut conn = self.0.redis.conn();
         let mut command = redis::cmd("HKEYS");
         command.arg(&self.0.key);
         match Redis::timed("features", command.query_async(&mut conn)).await {
+            Ok(_) if self.0.switches_begun.load(SeqCst) != begun => false,
             Ok(off) => {
                 let off: Vec<String> = off;
                 for feature in Feature::ALL {
@@ -158,15 +173,28 @@ impl Features {
     }
 
     fn remember(&self, feature: Feature, on: bool) {
-        self.0.off[Self::index(feature)].store(!on, Relaxed);
+        self.0.off[feature as usize].store(!on, Relaxed);
         let any_off = self.0.off.iter().any(|off| off.load(Relaxed));
         self.0.any_off.store(any_off, Relaxed);
         metrics::gauge!("keel_feature_enabled", "feature" => feature.name())
             .set(f64::from(u8::from(on)));
     }
+}
 
-    fn index(feature: Feature) -> usize {
-        Feature::ALL.iter().position(|f| *f == feature).unwrap_or(0)
+/// A switch under way, from its start until it ends or its future is dropped (a client that
+/// hangs up must not leave it counted as under way).
+struct Switching<'a>(&'a Shared);
+
+impl<'a> Switching<'a> {
+    fn begin(shared: &'a Shared) -> Self {
+        shared.switches_begun.fetch_add(1, SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for Switching<'_> {
+    fn drop(&mut self) {
+        self.0.switches_ended.fetch_add(1, SeqCst);
     }
 }
 
