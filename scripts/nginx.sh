@@ -2,6 +2,8 @@
 # Runs nginx in the foreground from deploy/nginx.conf, in front of the given Keel instances.
 #   scripts/nginx.sh DIR LISTEN INSTANCE...   e.g. scripts/nginx.sh /tmp/lb 127.0.0.1:8080 127.0.0.1:8081 127.0.0.1:8082
 # DIR holds the rendered configuration, the pid file and nginx's temporary files.
+# NGINX_DIRECTIVES adds top-level directives (the load-balancer test runs one process:
+# `master_process off;`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$1 listen=$2
@@ -12,4 +14,4 @@ for instance in "$@"; do
 done
 mkdir -p "$dir/tmp"
 sed -e "s/__LISTEN__/$listen/" -e "s/^__UPSTREAMS__\$/$upstreams/" deploy/nginx.conf >"$dir/nginx.conf"
-exec "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -e stderr -c "$dir/nginx.conf" -g 'daemon off;'
+exec "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -e stderr -c "$dir/nginx.conf" -g "daemon off; ${NGINX_DIRECTIVES:-}"

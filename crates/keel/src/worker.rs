@@ -181,7 +181,7 @@ pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained,
         config.event_log_retention_months,
     )
     .await?;
-    let client = db.write().await?;
+    let mut client = db.write().await?;
     let processed_deleted = client
         .execute(
             "DELETE FROM bus.processed_messages
@@ -190,7 +190,7 @@ pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained,
         )
         .await?;
     let applied_events_deleted =
-        reports::forget_applied_events(db, config.processed_retention).await?;
+        reports::forget_applied_events(&mut client, config.processed_retention).await?;
     let idempotency_keys_deleted = platform::idempotency::purge_expired(&client, 100_000).await?;
     Ok(Maintained {
         partitions,

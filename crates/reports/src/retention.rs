@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use platform::{InfraError, db::Db};
+use platform::{InfraError, db::Connection};
 
 use crate::project;
 
@@ -14,8 +14,10 @@ use crate::project;
 /// Only the active generation: it is read under the lock the live projector takes, so a
 /// rebuild cannot switch away from it (and drop it) meanwhile. A generation being built is
 /// pruned once it is the active one.
-pub async fn forget_applied_events(db: &Db, older_than: Duration) -> Result<u64, InfraError> {
-    let mut client = db.write().await?;
+pub async fn forget_applied_events(
+    client: &mut Connection,
+    older_than: Duration,
+) -> Result<u64, InfraError> {
     let tx = client.transaction().await?;
     let generation: i32 = tx
         .query_one(

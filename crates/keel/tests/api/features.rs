@@ -9,20 +9,27 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// Polls `path` on `app` until it answers `status` (the switches are read every second).
+/// Polls `path` on `app` until it answers `status` (the switches are read every second);
+/// says how long that took.
 async fn until_status(app: &TestApp, path: &str, token: &str, status: StatusCode) -> Duration {
     let started = Instant::now();
-    loop {
-        let answered = app.get(path, Some(token)).await.status();
-        if answered == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{path} still {answered}, not {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{path} not {status} after 5 s");
+    eventually(&what, Duration::from_secs(5), async || {
+        app.get(path, Some(token)).await.status() == status
+    })
+    .await;
+    started.elapsed()
+}
+
+/// Switches the reports feature through `app`.
+async fn switch_reports(app: &TestApp, admin: &str, enabled: bool) -> reqwest::Response {
+    app.send_json(
+        Method::PUT,
+        "/admin/features/reports",
+        admin,
+        &json!({ "enabled": enabled }),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -42,14 +49,7 @@ async fn a_feature_switched_off_on_one_instance_is_off_on_every_one() {
         );
     }
 
-    let off = first
-        .send_json(
-            Method::PUT,
-            "/admin/features/reports",
-            &admin,
-            &json!({ "enabled": false }),
-        )
-        .await;
+    let off = switch_reports(&first, &admin, false).await;
     assert_eq!(off.status(), StatusCode::OK);
     assert_eq!(
         body(off).await,
@@ -88,14 +88,7 @@ async fn a_feature_switched_off_on_one_instance_is_off_on_every_one() {
         ])
     );
 
-    let on = second
-        .send_json(
-            Method::PUT,
-            "/admin/features/reports",
-            &admin,
-            &json!({ "enabled": true }),
-        )
-        .await;
+    let on = switch_reports(&second, &admin, true).await;
     assert_eq!(on.status(), StatusCode::OK);
     until_status(&first, "/reports/my-orders", &customer, StatusCode::OK).await;
 }

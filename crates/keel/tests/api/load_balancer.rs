@@ -20,37 +20,27 @@ struct Nginx {
 }
 
 impl Nginx {
+    /// Runs `scripts/nginx.sh`, as `scripts/run.sh` does, as one process: killing it on drop
+    /// (or when a test fails) then leaves no workers behind.
     async fn start(instances: &[&TestApp]) -> Self {
-        let port = crate::helpers::free_port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("keel-nginx-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        let upstreams: String = instances
-            .iter()
-            .map(|app| {
-                let host = app.address.trim_start_matches("http://");
-                format!("        server {host} max_fails=1 fail_timeout=5s;\n")
-            })
-            .collect();
-        let config = include_str!("../../../../deploy/nginx.conf")
-            .replace("__LISTEN__", &format!("127.0.0.1:{port}"))
-            .replace("__UPSTREAMS__\n", &upstreams);
-        std::fs::write(dir.join("nginx.conf"), config).unwrap();
-        // Debian puts it in /usr/sbin, which is not on every user's PATH.
-        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .unwrap_or("nginx");
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(&dir)
-            .args(["-e", "stderr", "-c"])
-            .arg(dir.join("nginx.conf"))
-            // One process, so that killing it (on drop, or a failed test) leaves no workers.
-            .args(["-g", "daemon off; master_process off;"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nginx is installed (scripts/setup.sh)");
+        let child = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/nginx.sh"
+        ))
+        .arg(&dir)
+        .arg(format!("127.0.0.1:{port}"))
+        .args(
+            instances
+                .iter()
+                .map(|app| app.address.trim_start_matches("http://")),
+        )
+        .env("NGINX_DIRECTIVES", "master_process off;")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("scripts/nginx.sh runs (nginx is installed by scripts/setup.sh)");
         wait_for_port(port, "nginx").await;
         Self {
             port,

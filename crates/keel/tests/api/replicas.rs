@@ -10,7 +10,10 @@ use platform::db::Lsn;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, body, free_port, spawn_app_with, test_config};
+use crate::helpers::{TestApp, body, eventually, free_port, spawn_app_with, test_config};
+
+/// How long a replica may take to catch up, come back or be skipped.
+const REPLICA_WAIT: Duration = Duration::from_secs(15);
 
 /// A PostgreSQL cluster made by scripts/replica.sh, stopped and removed on drop.
 struct Cluster {
@@ -71,14 +74,6 @@ async fn execute(url: &str, sql: &str) {
         .unwrap();
     tokio::spawn(connection);
     client.batch_execute(sql).await.unwrap();
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The product's price in the product list as this caller sees it (an uncached read).
@@ -160,7 +155,7 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
         &format!("UPDATE catalog.products SET price_cents = 1100 WHERE id = {id}"),
     )
     .await;
-    eventually("reads reach the replica", async || {
+    eventually("reads reach the replica", REPLICA_WAIT, async || {
         listed_price(&app, id, None, None).await == 1000
     })
     .await;
@@ -258,9 +253,11 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
         replica: &replica_admin,
     };
     let mut price = 1500;
-    eventually("the session's reads return to the replica", async || {
-        replica_serves.read(Some(&admin), &mut price).await
-    })
+    eventually(
+        "the session's reads return to the replica",
+        REPLICA_WAIT,
+        async || replica_serves.read(Some(&admin), &mut price).await,
+    )
     .await;
 
     // The replica dies under traffic: no request fails, and reads move to the primary.
@@ -286,9 +283,11 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
 
     // Restarted, it is used again.
     replica.start();
-    eventually("the restarted replica is used again", async || {
-        replica_serves.read(None, &mut price).await
-    })
+    eventually(
+        "the restarted replica is used again",
+        REPLICA_WAIT,
+        async || replica_serves.read(None, &mut price).await,
+    )
     .await;
 
     // An instance with a tight lag bound stops reading from a replica that falls behind it.
@@ -303,7 +302,7 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
         &format!("UPDATE catalog.products SET price_cents = {price} WHERE id = {id}"),
     )
     .await;
-    eventually("a lagging replica is skipped", async || {
+    eventually("a lagging replica is skipped", REPLICA_WAIT, async || {
         listed_price(&strict, id, None, None).await == price
     })
     .await;

@@ -194,16 +194,14 @@ fn write_families(out: &mut String, routes: &[&RouteRed]) -> std::fmt::Result {
         let mut cumulative = 0;
         for (i, count) in red.buckets.iter().enumerate() {
             cumulative += count.load(Relaxed);
-            match LATENCY_BUCKETS.get(i) {
-                Some(le) => writeln!(
-                    out,
-                    "keel_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                )?,
-                None => writeln!(
-                    out,
-                    "keel_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
-                )?,
-            }
+            let le: &dyn std::fmt::Display = match LATENCY_BUCKETS.get(i) {
+                Some(bound) => bound,
+                None => &"+Inf",
+            };
+            writeln!(
+                out,
+                "keel_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            )?;
         }
         let seconds = red.nanos.load(Relaxed) as f64 / 1e9;
         writeln!(
