@@ -15,15 +15,6 @@ pub enum Error {
     Infra(#[from] InfraError),
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        match e.as_db_error().and_then(|db| db.constraint()) {
-            Some("users_email_key") => Error::EmailTaken,
-            _ => Error::Infra(e.into()),
-        }
-    }
-}
-
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
@@ -45,4 +36,4 @@ impl From<Error> for Problem {
     }
 }
 
-platform::boundary_error!(Error);
+platform::boundary_error!(Error, constraints { "users_email_key" => Error::EmailTaken });

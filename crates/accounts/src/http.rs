@@ -1,38 +1,34 @@
 //! The accounts routes: thin handlers over the service functions.
 
 use axum::{
-    Router,
     extract::{FromRef, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
 };
-use platform::http::{Json, Problem};
+use identity::{COOKIE, CurrentUser, Sessions};
+use platform::http::{Json, Policy, Problem, Routes};
 use utoipa::OpenApi;
 
-use crate::{
-    Accounts, CurrentUser, Error, LoginRequest, LoginResponse, RegisterRequest, Sessions, User,
-    auth::COOKIE, login, register,
-};
+use crate::{Accounts, Error, LoginRequest, LoginResponse, RegisterRequest, User, login, register};
 
-impl FromRef<Accounts> for Sessions {
-    fn from_ref(accounts: &Accounts) -> Sessions {
-        accounts.sessions.clone()
-    }
-}
-
-pub fn router() -> Router<Accounts> {
-    Router::new()
-        .route("/accounts", post(register_account))
-        .route("/accounts/me", get(me))
-        .route("/sessions", post(log_in))
-        .route("/sessions/current", delete(log_out))
+/// The accounts routes. Registering and logging in spend the login quota, by client address.
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+    Sessions: FromRef<S>,
+{
+    Routes::new()
+        .post("/accounts", register_account, Policy::LOGIN)
+        .get("/accounts/me", me, Policy::READ)
+        .post("/sessions", log_in, Policy::LOGIN)
+        .delete("/sessions/current", log_out, Policy::WRITE)
 }
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     paths(register_account, me, log_in, log_out),
-    components(schemas(User, RegisterRequest, LoginRequest, LoginResponse, crate::Role))
+    components(schemas(User, RegisterRequest, LoginRequest, LoginResponse, identity::Role))
 )]
 pub struct ApiDoc;
 

@@ -1,29 +1,25 @@
 //! Accounts: who a user is and how they prove it.
 //!
-//! Users live in the `accounts` schema; sessions are opaque tokens in Redis, so any instance
-//! can serve any request. Other modules learn who is calling through [`CurrentUser`].
+//! Users live in the `accounts` schema. A login starts a session in the identity crate's
+//! store; other modules learn who is calling through `identity::CurrentUser`, never from
+//! this module.
 
-mod auth;
-mod consistency;
 mod error;
 mod http;
 mod login;
 mod password;
 mod register;
 pub mod seed;
-mod session;
 mod user;
 
-pub use auth::{COOKIE, CurrentUser, authenticate, session_token};
-pub use consistency::ReadToken;
 pub use error::Error;
-pub use http::{ApiDoc, router};
+pub use http::{ApiDoc, routes};
 pub use login::{LoginRequest, LoginResponse, current_user, login, logout};
 pub use password::Password;
 pub use register::{RegisterRequest, promote_to_admin, register};
-pub use session::{SessionConfig, Sessions};
-pub use user::{Email, Name, Role, User, UserId, display_name};
+pub use user::{Email, Name, User};
 
+use identity::Sessions;
 use platform::db::{Db, Migration};
 
 /// The accounts schema's migrations, in order.

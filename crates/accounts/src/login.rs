@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Accounts, CurrentUser, Email, Error, User, password};
+use identity::CurrentUser;
+
+use crate::{Accounts, Email, Error, User, password};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +71,10 @@ pub async fn login(accounts: &Accounts, request: LoginRequest) -> Result<LoginRe
         .as_ref()
         .map(User::from_row)
         .ok_or(Error::InvalidCredentials)?;
-    let token = accounts.sessions.create(user.id, user.role).await?;
+    let token = accounts
+        .sessions
+        .create(user.id, user.role, &user.name)
+        .await?;
     Ok(LoginResponse {
         token,
         token_type: "Bearer",
@@ -80,7 +85,7 @@ pub async fn login(accounts: &Accounts, request: LoginRequest) -> Result<LoginRe
 
 /// Ends the caller's session.
 pub async fn logout(accounts: &Accounts, user: &CurrentUser) -> Result<(), Error> {
-    Ok(accounts.sessions.revoke(&user.token).await?)
+    Ok(accounts.sessions.revoke(user.token()).await?)
 }
 
 /// The caller's account.

@@ -1,40 +1,16 @@
 //! A user and the checked values a user is made of.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-/// A user's id.
-pub type UserId = i64;
-
-/// What a user may do: customers shop, admins also manage the catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Customer,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "customer" => Some(Role::Customer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+use contract::UserId;
+use identity::Role;
 
 /// A user as the API shows it; never the password hash.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct User {
+    #[schema(value_type = i64)]
     pub id: UserId,
     #[schema(value_type = String, format = "email")]
     pub email: Email,
@@ -90,23 +66,6 @@ platform::checked_string!(
             .ok_or_else(|| "must be 1 to 100 characters without control characters".into())
     }
 );
-
-/// The name user `id` goes by, read in the caller's transaction (an order records it in its
-/// event, so read models need not ask the accounts module).
-pub async fn display_name(
-    client: &impl deadpool_postgres::GenericClient,
-    id: UserId,
-) -> Result<Option<String>, platform::InfraError> {
-    let statement = client
-        .prepare_cached("SELECT name FROM accounts.users WHERE id = $1")
-        .await?;
-    let row = platform::db::timed(
-        "accounts.display_name",
-        client.query_opt(&statement, &[&id]),
-    )
-    .await?;
-    Ok(row.map(|row| row.get(0)))
-}
 
 #[cfg(test)]
 mod tests {

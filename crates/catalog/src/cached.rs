@@ -77,7 +77,7 @@ impl KeyBuf {
     fn product(&mut self, id: ProductId) -> &str {
         const PREFIX: &[u8] = b"product:";
         let mut digits = itoa::Buffer::new();
-        let digits = digits.format(id).as_bytes();
+        let digits = digits.format(id.get()).as_bytes();
         let len = PREFIX.len() + digits.len();
         self.0[..PREFIX.len()].copy_from_slice(PREFIX);
         self.0[PREFIX.len()..len].copy_from_slice(digits);
@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn keys_are_the_product_id_in_decimal() {
         for id in [0, 7, 42, 1_000_000, -3, i64::MAX, i64::MIN] {
-            assert_eq!(KeyBuf::default().product(id), format!("product:{id}"));
+            assert_eq!(
+                KeyBuf::default().product(ProductId::new(id)),
+                format!("product:{id}")
+            );
         }
     }
 }

@@ -1,33 +1,43 @@
 //! The catalog routes: thin handlers over the service functions. Writes need an admin.
 
-use accounts::{CurrentUser, ReadToken, Sessions};
 use axum::{
-    Router,
     extract::{FromRef, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, put},
 };
-use platform::http::{IdPath, Json, Path, Problem, Query, json_body};
+use identity::{CurrentUser, ReadToken, Sessions};
+use platform::http::{Feature, IdPath, Json, Path, Policy, Problem, Query, Routes, json_body};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::{
-    Catalog, Error, NewProduct, Product, ProductChanges, ProductFilter, ProductPage, StockLevel,
-    query, stock, write,
+    Catalog, Error, NewProduct, Product, ProductChanges, ProductFilter, ProductId, ProductPage,
+    StockLevel, query, stock, write,
 };
 
-impl FromRef<Catalog> for Sessions {
-    fn from_ref(catalog: &Catalog) -> Sessions {
-        catalog.sessions.clone()
-    }
-}
+/// Product listings and their filters (`GET /products`): uncached keyset queries an operator
+/// can switch off under load. A product's own page stays.
+pub static PRODUCT_LISTING: Feature = Feature {
+    name: "product-listing",
+};
 
-pub fn router() -> Router<Catalog> {
-    Router::new()
-        .route("/products", get(list).post(create))
-        .route("/products/{id}", get(show).patch(update))
-        .route("/products/{id}/stock", put(set_stock))
+/// The catalog routes. Writes need an admin.
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Catalog: FromRef<S>,
+    Sessions: FromRef<S>,
+{
+    Routes::new()
+        .get(
+            "/products",
+            list,
+            Policy::READ.switched_by(&PRODUCT_LISTING),
+        )
+        .post("/products", create, Policy::WRITE)
+        .get("/products/{id}", show, Policy::READ)
+        .patch("/products/{id}", update, Policy::WRITE)
+        .put("/products/{id}/stock", set_stock, Policy::WRITE)
 }
 
 #[derive(Debug, OpenApi)]
@@ -56,7 +66,7 @@ async fn list(
 async fn show(
     State(catalog): State<Catalog>,
     ReadToken(token): ReadToken,
-    Path(IdPath { id }): Path<IdPath>,
+    Path(IdPath { id }): Path<IdPath<ProductId>>,
 ) -> Result<Response, Error> {
     let json = catalog.products.get_json(&catalog.db, token, id).await?;
     Ok(json_body(json))
@@ -92,7 +102,7 @@ async fn create(
 async fn update(
     State(catalog): State<Catalog>,
     user: CurrentUser,
-    Path(IdPath { id }): Path<IdPath>,
+    Path(IdPath { id }): Path<IdPath<ProductId>>,
     Json(changes): Json<ProductChanges>,
 ) -> Result<axum::Json<Product>, Problem> {
     user.require_admin()?;
@@ -119,7 +129,7 @@ struct StockChange {
 async fn set_stock(
     State(catalog): State<Catalog>,
     user: CurrentUser,
-    Path(IdPath { id }): Path<IdPath>,
+    Path(IdPath { id }): Path<IdPath<ProductId>>,
     Json(change): Json<StockChange>,
 ) -> Result<axum::Json<Product>, Problem> {
     user.require_admin()?;

@@ -13,10 +13,11 @@ mod stock;
 mod write;
 
 pub use cached::ProductCache;
+pub use contract::ProductId;
 pub use error::Error;
-pub use http::{ApiDoc, router};
-pub use product::{Category, Description, Money, Product, ProductId, ProductName, Sku};
-pub use query::{ProductFilter, ProductPage, get_product, list_products};
+pub use http::{ApiDoc, PRODUCT_LISTING, routes};
+pub use product::{Category, Description, Money, Product, ProductName, Sku};
+pub use query::{ProductFilter, ProductPage, list_products};
 pub use stock::{
     Quantity, ReserveError, ReservedLine, StockLevel, StockRequest, release_stock, reserve_stock,
     set_stock,
@@ -43,17 +44,12 @@ pub struct Catalog(Arc<CatalogParts>);
 #[derive(Debug)]
 pub struct CatalogParts {
     pub db: Db,
-    pub sessions: accounts::Sessions,
     pub products: ProductCache,
 }
 
 impl Catalog {
-    pub fn new(db: Db, sessions: accounts::Sessions, products: ProductCache) -> Self {
-        Self(Arc::new(CatalogParts {
-            db,
-            sessions,
-            products,
-        }))
+    pub fn new(db: Db, products: ProductCache) -> Self {
+        Self(Arc::new(CatalogParts { db, products }))
     }
 }
 

@@ -4,11 +4,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-pub type ProductId = i64;
+use contract::ProductId;
 
 /// A product as the API shows it, with its stock on hand.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Product {
+    #[schema(value_type = i64)]
     pub id: ProductId,
     pub sku: String,
     pub name: String,

@@ -1,4 +1,5 @@
-//! Reading products: one by id, or a keyset page filtered by category and price.
+//! Reading products: one by id (for the cache's loads), or a keyset page filtered by
+//! category and price.
 
 use platform::{
     db::{Connection, Db, Lsn},
@@ -8,15 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{Category, Error, Money, Product, ProductId, product::COLUMNS};
-
-/// The product `id` with its stock, from a replica that has `token` (or the primary).
-pub async fn get_product(db: &Db, token: Option<Lsn>, id: ProductId) -> Result<Product, Error> {
-    db.with_read(
-        token,
-        |client| async move { fetch_product(&client, id).await },
-    )
-    .await
-}
 
 /// The product `id` with its stock, on `client`.
 pub(crate) async fn fetch_product(client: &Connection, id: ProductId) -> Result<Product, Error> {
@@ -50,6 +42,7 @@ pub struct ProductFilter {
     #[param(value_type = Option<i64>)]
     pub max_price: Option<Money>,
     /// The `next_after` of the previous page.
+    #[param(value_type = Option<i64>)]
     pub after: Option<ProductId>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<i64>)]
@@ -62,6 +55,7 @@ pub struct ProductPage {
     pub items: Vec<Product>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub next_after: Option<ProductId>,
 }
 
@@ -84,7 +78,7 @@ pub async fn list_products(
     let category = filter.category.as_ref().map(Category::as_str);
     let min = filter.min_price.map(Money::cents);
     let max = filter.max_price.map(Money::cents);
-    let after = filter.after.unwrap_or(0);
+    let after = filter.after.unwrap_or(ProductId::new(0));
 
     let mut sql = format!(
         "SELECT {COLUMNS} FROM catalog.products p JOIN catalog.stock s ON s.product_id = p.id

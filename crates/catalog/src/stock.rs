@@ -49,11 +49,7 @@ pub enum ReserveError {
     Infra(#[from] InfraError),
 }
 
-impl From<tokio_postgres::Error> for ReserveError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Infra(e.into())
-    }
-}
+platform::infra_errors!(ReserveError);
 
 /// Takes the requested units out of stock, inside the caller's transaction; product ids must
 /// be distinct. Nothing is taken unless every line can be served.

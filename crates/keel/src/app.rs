@@ -1,28 +1,28 @@
-//! Building and running the HTTP application: pools, migrations, router, listener.
+//! Building and running the HTTP application: pools, migrations, routes, listener.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use accounts::{Accounts, Sessions};
-use axum::Router;
+use accounts::Accounts;
+use axum::{Router, extract::FromRef, routing::MethodRouter};
 use catalog::{Catalog, ProductCache};
+use identity::Sessions;
 use orders::{Orders, Saga, payments::PaymentClient};
 use platform::{
     InfraError,
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError},
-    http::SelectiveLayer,
+    http::{Policy, Routes, SelectiveLayer},
     ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
 };
 use reports::Reports;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
 
 use crate::{
     Config,
     consistency::IssueTokens,
     features::{self, Features},
-    health,
+    health::{self, Dependencies},
     limits::Limits,
     openapi,
 };
@@ -66,24 +66,76 @@ pub async fn migrate(db: &Db) -> Result<usize, StartError> {
     Ok(applied)
 }
 
+/// What the handlers share: each module's state, and what the identity, health and
+/// feature-switch extractors need. Handlers take the part they use (`State<Catalog>`).
+#[derive(Clone, Debug, FromRef)]
+pub(crate) struct AppState {
+    accounts: Accounts,
+    catalog: Catalog,
+    orders: Orders,
+    reports: Reports,
+    sessions: Sessions,
+    features: Features,
+    health: Dependencies,
+}
+
+/// Every route of the API, each declared by its module with its policy.
+pub(crate) fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+    Catalog: FromRef<S>,
+    Orders: FromRef<S>,
+    Reports: FromRef<S>,
+    Sessions: FromRef<S>,
+    Features: FromRef<S>,
+    Dependencies: FromRef<S>,
+{
+    Routes::new()
+        .merge(accounts::routes())
+        .merge(catalog::routes())
+        .merge(orders::routes())
+        .merge(reports::routes())
+        .merge(features::routes())
+        .merge(health::routes())
+        .merge(platform::http::metrics_routes())
+        .merge(openapi::routes())
+}
+
 /// The whole HTTP API behind the middleware stack.
 pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
-    let features = Features::new(redis.clone());
+    let routes = routes::<AppState>();
+    let features = Features::new(redis.clone(), routes.features());
     // Ends once the router (which holds the switches) is dropped.
     tokio::spawn(features.watch());
-    let api = Router::new()
-        .merge(accounts::router().with_state(Accounts {
+    let limits = (!config.rate_limits.rate_limit_off).then(|| {
+        Limits::new(
+            RateLimiter::new(redis.clone()),
+            sessions.clone(),
+            &config.rate_limits,
+        )
+    });
+    // What each route's policy asks for, outermost first: a switched-off feature is answered
+    // before it costs a rate-limit round trip. A route that asks for nothing gets nothing.
+    let guard = |policy: Policy, handler: MethodRouter<AppState>| {
+        let handler = match (&limits, policy.rate) {
+            (Some(limits), Some(class)) => handler.layer(SelectiveLayer(limits.spending(class))),
+            _ => handler,
+        };
+        match policy.feature.and_then(|feature| features.gate(feature)) {
+            Some(gate) => handler.layer(SelectiveLayer(gate)),
+            None => handler,
+        }
+    };
+    let state = AppState {
+        accounts: Accounts {
             db: db.clone(),
             sessions: sessions.clone(),
-        }))
-        .merge(catalog::router().with_state(Catalog::new(
-            db.clone(),
-            sessions.clone(),
-            products.clone(),
-        )))
-        .merge(orders::router().with_state(Orders {
+        },
+        catalog: Catalog::new(db.clone(), products.clone()),
+        orders: Orders {
             saga: Saga::new(
                 db.clone(),
                 PaymentClient::new(&config.payments),
@@ -91,30 +143,22 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
                 config.saga.clone(),
             ),
             db: db.clone(),
-            sessions: sessions.clone(),
             products,
-        }))
-        .merge(reports::router().with_state(Reports {
+        },
+        reports: Reports { db: db.clone() },
+        sessions: sessions.clone(),
+        features: features.clone(),
+        health: Dependencies {
             db: db.clone(),
-            sessions: sessions.clone(),
-        }))
-        .merge(features::router(features.clone(), sessions.clone()))
-        .merge(health::router(db.clone(), redis.clone()))
-        .merge(platform::metrics::router())
-        .merge(openapi::router());
-    let limits = (!config.rate_limits.rate_limit_off).then(|| {
-        Limits::new(
-            RateLimiter::new(redis),
-            sessions.clone(),
-            &config.rate_limits,
-        )
-    });
-    // A switched-off feature's requests are answered first: they cost no rate-limit round trip.
-    let layers = ServiceBuilder::new()
-        .layer(SelectiveLayer(features))
-        .layer(SelectiveLayer(limits))
-        .layer(SelectiveLayer(IssueTokens { db, sessions }));
-    platform::http::layer(api, &config.http, layers)
+            redis,
+        },
+    };
+    let api = routes.into_router(guard).with_state(state);
+    platform::http::layer(
+        api,
+        &config.http,
+        SelectiveLayer(IssueTokens { db, sessions }),
+    )
 }
 
 /// A migrated application bound to its port, ready to serve.

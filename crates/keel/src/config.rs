@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use accounts::SessionConfig;
+use identity::SessionConfig;
 use orders::{SagaConfig, payments::PaymentsConfig};
 use platform::{
     bus::BusConfig,

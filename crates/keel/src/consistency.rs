@@ -5,8 +5,8 @@
 
 use std::convert::Infallible;
 
-use accounts::Sessions;
 use axum::{extract::Request, http::HeaderValue, response::Response};
+use identity::Sessions;
 use platform::{
     db::Db,
     http::{CONSISTENCY_TOKEN, Selective, call_next},
@@ -26,8 +26,7 @@ impl Selective for IssueTokens {
     type Plan = Option<String>;
 
     fn plan(&self, request: &Request) -> Option<Self::Plan> {
-        (!request.method().is_safe())
-            .then(|| accounts::session_token(request.headers()).map(str::to_owned))
+        (!request.method().is_safe()).then(|| identity::session_token(request.headers()))
     }
 
     async fn around<S>(self, session: Self::Plan, request: Request, next: S) -> Response

@@ -4,26 +4,38 @@
 use std::time::Duration;
 
 use axum::{
-    Json, Router,
-    extract::State,
+    Json,
+    extract::{FromRef, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
 };
-use platform::{db::Db, http::Problem, redis::Redis};
+use platform::{
+    db::Db,
+    http::{Policy, Problem, Routes},
+    redis::Redis,
+};
 use serde_json::json;
 
+/// What readiness checks.
 #[derive(Clone, Debug)]
-struct Dependencies {
-    db: Db,
-    redis: Redis,
+pub(crate) struct Dependencies {
+    pub(crate) db: Db,
+    pub(crate) redis: Redis,
 }
 
-pub(crate) fn router(db: Db, redis: Redis) -> Router {
-    Router::new()
-        .route("/livez", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(ready))
-        .with_state(Dependencies { db, redis })
+/// Never rate limited: an orchestrator's probe must always get an answer.
+pub(crate) fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Dependencies: FromRef<S>,
+{
+    Routes::new()
+        .get(
+            "/livez",
+            || async { Json(json!({ "status": "ok" })) },
+            Policy::UNLIMITED,
+        )
+        .get("/readyz", ready, Policy::UNLIMITED)
 }
 
 async fn ready(State(deps): State<Dependencies>) -> Response {

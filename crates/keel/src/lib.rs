@@ -4,11 +4,8 @@
 //! integration tests start the very same application on port 0.
 
 mod app;
-pub mod bench;
 mod config;
 mod consistency;
-pub mod diagnose;
-pub mod fake_payments;
 mod features;
 mod health;
 mod limits;
@@ -18,4 +15,4 @@ pub mod worker;
 
 pub use app::{Application, StartError, migrate, router};
 pub use config::{Config, MaintenanceConfig, WorkerConfig};
-pub use features::{Feature, Features};
+pub use features::Features;

@@ -1,6 +1,6 @@
-//! Rate limiting as middleware: which quota a request falls under, and whose budget it
-//! spends — the user's when the request carries a valid session, else the client's IP.
-//! Logins and registrations always spend the IP's budget (credential stuffing).
+//! Rate limiting as middleware on each route: the quota its policy names, spent from the
+//! user's budget when the request carries a valid session, else the client's IP. The login
+//! quota is always spent from the IP's budget (credential stuffing).
 
 use std::{
     convert::Infallible,
@@ -9,14 +9,14 @@ use std::{
     sync::Arc,
 };
 
-use accounts::Sessions;
 use axum::{
     extract::{ConnectInfo, Request},
-    http::{HeaderMap, HeaderName, Method},
+    http::{HeaderMap, HeaderName},
     response::Response,
 };
+use identity::Sessions;
 use platform::{
-    http::{Selective, call_next},
+    http::{RateClass, Selective, call_next},
     ratelimit::{Policy, RateLimitConfig, RateLimiter, apply_headers, too_many_requests},
 };
 use tower::Service;
@@ -37,17 +37,9 @@ struct LimitsParts {
     trusted_proxies: Vec<IpAddr>,
 }
 
-/// The route classes, each with its own quota.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Class {
-    Login,
-    Write,
-    Read,
-}
-
 /// Whose budget a request spends.
 enum Subject {
-    User(i64),
+    User(contract::UserId),
     Ip(IpAddr),
     Unknown,
 }
@@ -67,29 +59,26 @@ impl Limits {
         Self(Arc::new(LimitsParts {
             limiter,
             sessions,
-            login: Policy::new("login", config.rate_login),
-            write: Policy::new("write", config.rate_write),
-            read: Policy::new("read", config.rate_read),
+            login: Policy::new(RateClass::Login.name(), config.rate_login),
+            write: Policy::new(RateClass::Write.name(), config.rate_write),
+            read: Policy::new(RateClass::Read.name(), config.rate_read),
             trusted_proxies: config.trusted_proxies.clone(),
         }))
     }
 
-    /// The class a request falls under, and whether a session may pay for it (logins and
-    /// registrations always spend the IP's budget).
-    fn class(method: &Method, path: &str) -> Option<(Class, bool)> {
-        match (method, path) {
-            (_, "/livez" | "/readyz" | "/metrics") => None,
-            (&Method::POST, "/sessions" | "/accounts") => Some((Class::Login, false)),
-            (&Method::GET | &Method::HEAD | &Method::OPTIONS, _) => Some((Class::Read, true)),
-            _ => Some((Class::Write, true)),
+    /// The middleware for a route whose requests spend `quota`.
+    pub(crate) fn spending(&self, quota: RateClass) -> Limited {
+        Limited {
+            limits: self.clone(),
+            quota,
         }
     }
 
-    fn policy(&self, class: Class) -> &Policy {
-        match class {
-            Class::Login => &self.0.login,
-            Class::Write => &self.0.write,
-            Class::Read => &self.0.read,
+    fn policy(&self, quota: RateClass) -> &Policy {
+        match quota {
+            RateClass::Login => &self.0.login,
+            RateClass::Write => &self.0.write,
+            RateClass::Read => &self.0.read,
         }
     }
 
@@ -118,29 +107,37 @@ impl Limits {
     }
 }
 
-impl Selective for Limits {
-    /// The request's class, and whether a session may pay for it.
-    type Plan = (Class, bool);
+/// One route's rate limit: every request spends `quota`.
+#[derive(Clone, Debug)]
+pub(crate) struct Limited {
+    limits: Limits,
+    quota: RateClass,
+}
 
-    fn plan(&self, request: &Request) -> Option<Self::Plan> {
-        Self::class(request.method(), request.uri().path())
+impl Selective for Limited {
+    type Plan = ();
+
+    fn plan(&self, _request: &Request) -> Option<()> {
+        Some(())
     }
 
-    async fn around<S>(self, plan: Self::Plan, mut request: Request, next: S) -> Response
+    async fn around<S>(self, (): (), mut request: Request, next: S) -> Response
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static,
     {
-        let (class, per_user) = plan;
-        let policy = self.policy(class);
+        let limits = &self.limits;
+        let policy = limits.policy(self.quota);
+        // A session must not pay for guessing credentials.
+        let per_user = self.quota != RateClass::Login;
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let ip = self.client_ip(peer, request.headers());
+        let ip = limits.client_ip(peer, request.headers());
         let user = if per_user {
             // A Redis failure here leaves the request anonymous; its handler reports the outage.
-            accounts::authenticate(&self.0.sessions, request.headers())
+            identity::authenticate(&limits.0.sessions, request.headers())
                 .await
                 .ok()
                 .flatten()
@@ -155,7 +152,7 @@ impl Selective for Limits {
         if let Some(user) = user {
             request.extensions_mut().insert(user);
         }
-        let decision = self.0.limiter.check(policy, subject).await;
+        let decision = limits.0.limiter.check(policy, subject).await;
         if !decision.allowed {
             return too_many_requests(policy, &decision);
         }
@@ -179,7 +176,7 @@ mod tests {
         .unwrap();
         let sessions = Sessions::new(
             redis.clone(),
-            &accounts::SessionConfig {
+            &identity::SessionConfig {
                 session_ttl: std::time::Duration::from_secs(1),
             },
         );
@@ -214,15 +211,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn routes_fall_under_their_quota() {
+    async fn each_quota_has_its_own_policy() {
         let limits = limits(&[]);
-        let name = |method, path| {
-            Limits::class(method, path).map(|(class, _)| limits.policy(class).name())
-        };
-        assert_eq!(name(&Method::POST, "/sessions"), Some("login"));
-        assert_eq!(name(&Method::POST, "/accounts"), Some("login"));
-        assert_eq!(name(&Method::GET, "/products/1"), Some("read"));
-        assert_eq!(name(&Method::POST, "/orders"), Some("write"));
-        assert!(Limits::class(&Method::GET, "/readyz").is_none());
+        for quota in [RateClass::Login, RateClass::Write, RateClass::Read] {
+            assert_eq!(
+                limits.spending(quota).limits.policy(quota).name(),
+                quota.name()
+            );
+        }
     }
 }

@@ -36,7 +36,7 @@ enum Command {
         )]
         listen: std::net::SocketAddr,
         #[command(flatten)]
-        behaviour: keel::fake_payments::Behaviour,
+        behaviour: fake_payments::Behaviour,
     },
     /// Create the event log's upcoming partitions, drop those past retention, and trim the
     /// consumers' and read models' records and expired idempotency keys; then exit.
@@ -60,7 +60,7 @@ enum Command {
     Bench(BenchCommand),
     /// Watch a running deployment while traffic flows and rank where the request time goes
     /// (database, pool, locks, the payment provider, Keel's CPU), with evidence and remedies.
-    Diagnose(keel::diagnose::DiagnoseArgs),
+    Diagnose(diagnose::DiagnoseArgs),
     /// The read models' projections.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             tracing::info!(url = %format!("http://{listen}"), ?behaviour, "fake payment provider");
-            Ok(keel::fake_payments::serve(listener, behaviour, shutdown_signal()).await?)
+            Ok(fake_payments::serve(listener, behaviour, shutdown_signal()).await?)
         }
         Command::Maintenance { db, retention } => {
             let db = Db::connect(&db)?;
@@ -144,10 +144,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Baseline { listen, size }) => {
-            Ok(keel::bench::serve_baseline(listen, size, shutdown_signal()).await?)
+            Ok(bench::serve_baseline(listen, size, shutdown_signal()).await?)
         }
         Command::Diagnose(args) => {
-            let report = keel::diagnose::diagnose(&args).await?;
+            let report = diagnose::diagnose(&args).await?;
             let out = if args.json {
                 serde_json::to_string_pretty(&report)?
             } else {
@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
             let email = accounts::Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
             let db = Db::connect(&db)?;
             let user = accounts::promote_to_admin(&db, &email).await?;
-            tracing::info!(user = user.id, "promoted to admin");
+            tracing::info!(user = %user.id, "promoted to admin");
             Ok(())
         }
     }

@@ -17,7 +17,8 @@ use platform::{
     db::Db,
     redis::Redis,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{StartError, config::MaintenanceConfig, config::WorkerConfig, migrate};
 
@@ -86,15 +87,12 @@ impl Worker {
             maintenance,
             listener,
         } = self;
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
-        let relay = tokio::spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
-        let projections = tokio::spawn({
+        // What stops at shutdown and is waited for: every task that holds messages.
+        let stop = CancellationToken::new();
+        let until_stopped = || stop.clone().cancelled_owned();
+        let tasks = TaskTracker::new();
+        tasks.spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
+        tasks.spawn({
             let (stopped, bus, db) = (until_stopped(), bus.clone(), db.clone());
             async move {
                 consumer::run(
@@ -109,7 +107,7 @@ impl Worker {
                 .await;
             }
         });
-        let sagas = tokio::spawn({
+        tasks.spawn({
             let stopped = until_stopped();
             async move {
                 consumer::run(
@@ -124,16 +122,15 @@ impl Worker {
                 .await;
             }
         });
-        let served = tokio::spawn(serve_metrics(listener, until_stopped()));
+        tasks.spawn(serve_metrics(listener, until_stopped()));
+        tasks.close();
+        // Periodic upkeep that holds nothing: stopped where it stands.
         let backlog = tokio::spawn(watch_backlog(db.clone()));
         let maintenance = tokio::spawn(maintain_daily(db, maintenance));
         tracing::info!("worker running");
         shutdown.await;
-        let _ = stop.send(true);
-        let _ = relay.await;
-        let _ = sagas.await;
-        let _ = projections.await;
-        let _ = served.await;
+        stop.cancel();
+        tasks.wait().await;
         backlog.abort();
         maintenance.abort();
     }
@@ -152,7 +149,7 @@ pub async fn run(
 async fn serve_metrics(listener: TcpListener, stopped: impl Future<Output = ()> + Send + 'static) {
     let router = Router::new()
         .route("/livez", get(|| async { "ok" }))
-        .merge(platform::metrics::router());
+        .merge(platform::http::metrics_routes().into_router(|_, handler| handler));
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(stopped)
         .await
@@ -182,13 +179,8 @@ pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained,
     )
     .await?;
     let mut client = db.write().await?;
-    let processed_deleted = client
-        .execute(
-            "DELETE FROM bus.processed_messages
-              WHERE processed_at < now() - $1::float8 * interval '1 second'",
-            &[&config.processed_retention.as_secs_f64()],
-        )
-        .await?;
+    let processed_deleted =
+        platform::bus::consumer::forget_processed(&client, config.processed_retention).await?;
     let applied_events_deleted =
         reports::forget_applied_events(&mut client, config.processed_retention).await?;
     let idempotency_keys_deleted = platform::idempotency::purge_expired(&client, 100_000).await?;

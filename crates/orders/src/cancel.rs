@@ -1,7 +1,7 @@
 //! A customer cancelling their order: allowed until it ships. The request is recorded on the
 //! order; the saga's runner compensates (refund, stock) at its next step.
 
-use accounts::UserId;
+use contract::UserId;
 use platform::db::Db;
 
 use crate::{Error, Order, OrderId, OrderStatus, query};

@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use catalog::ReserveError;
+use contract::ProductId;
 use platform::{InfraError, http::Problem, idempotency::IdempotencyError};
 
 #[derive(Debug, thiserror::Error)]
@@ -9,11 +10,11 @@ pub enum Error {
     #[error("no such order")]
     NotFound,
     #[error("line {line}: no product {product_id}")]
-    UnknownProduct { line: usize, product_id: i64 },
+    UnknownProduct { line: usize, product_id: ProductId },
     #[error("line {line}: only {available} of product {product_id} in stock")]
     InsufficientStock {
         line: usize,
-        product_id: i64,
+        product_id: ProductId,
         available: i32,
     },
     #[error("the order has shipped and can no longer be cancelled")]
@@ -43,12 +44,6 @@ impl From<ReserveError> for Error {
             },
             ReserveError::Infra(e) => Error::Infra(e),
         }
-    }
-}
-
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Error::Infra(e.into())
     }
 }
 

@@ -1,35 +1,34 @@
 //! The orders routes: thin handlers over the service functions.
 
-use accounts::{CurrentUser, ReadToken, Sessions};
 use axum::{
-    Router,
     extract::{FromRef, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
+use identity::{CurrentUser, ReadToken, Sessions};
 use platform::{
-    http::{IdPath, Json, Path, Problem, Query},
+    http::{IdPath, Json, Path, Policy, Problem, Query, Routes},
     idempotency::IdempotencyKey,
 };
 use utoipa::OpenApi;
 
 use crate::{
-    Error, HistoryEntry, LineRequest, Order, OrderLine, OrderPage, OrderPageRequest, OrderStatus,
-    Orders, PlaceOrder, Placed, place, query,
+    Error, HistoryEntry, LineRequest, Order, OrderId, OrderLine, OrderPage, OrderPageRequest,
+    OrderStatus, Orders, PlaceOrder, Placed, place, query,
 };
 
-impl FromRef<Orders> for Sessions {
-    fn from_ref(orders: &Orders) -> Sessions {
-        orders.sessions.clone()
-    }
-}
-
-pub fn router() -> Router<Orders> {
-    Router::new()
-        .route("/orders", get(list).post(place_order))
-        .route("/orders/{id}", get(show))
-        .route("/orders/{id}/cancel", post(cancel))
+/// The orders routes: a customer's own orders.
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Orders: FromRef<S>,
+    Sessions: FromRef<S>,
+{
+    Routes::new()
+        .get("/orders", list, Policy::READ)
+        .post("/orders", place_order, Policy::WRITE)
+        .get("/orders/{id}", show, Policy::READ)
+        .post("/orders/{id}/cancel", cancel, Policy::WRITE)
 }
 
 #[derive(Debug, OpenApi)]
@@ -68,7 +67,7 @@ async fn place_order(
         &orders.db,
         &orders.products,
         &orders.saga,
-        user.id,
+        &(&user).into(),
         key.as_ref(),
         &request,
     )
@@ -102,7 +101,7 @@ async fn show(
     State(orders): State<Orders>,
     user: CurrentUser,
     ReadToken(token): ReadToken,
-    Path(IdPath { id }): Path<IdPath>,
+    Path(IdPath { id }): Path<IdPath<OrderId>>,
 ) -> Result<axum::Json<Order>, Error> {
     Ok(axum::Json(
         query::get_order(&orders.db, token, user.id, id).await?,
@@ -118,7 +117,7 @@ async fn show(
 async fn cancel(
     State(orders): State<Orders>,
     user: CurrentUser,
-    Path(IdPath { id }): Path<IdPath>,
+    Path(IdPath { id }): Path<IdPath<OrderId>>,
 ) -> Result<(axum::http::StatusCode, axum::Json<Order>), Error> {
     let order = crate::request_cancellation(&orders.db, user.id, id).await?;
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(order)))

@@ -2,12 +2,12 @@
 //! one transaction, idempotently), the order saga that takes it through payment and shipment
 //! to confirmation (or cancels it, compensating), and reading a customer's own orders.
 //!
-//! Owns the `orders` schema. Stock and prices come from the catalog's Rust API, identity from
-//! the accounts module's `CurrentUser`, payments from the external provider's HTTP API.
+//! Owns the `orders` schema. Stock and prices come from the catalog's Rust API, the customer
+//! from `identity::CurrentUser`, payments from the external provider's HTTP API. The events it
+//! publishes are the contract crate's.
 
 mod cancel;
 mod error;
-pub mod events;
 mod http;
 mod order;
 pub mod payments;
@@ -18,10 +18,13 @@ mod shipping;
 mod worker;
 
 pub use cancel::{BY_CUSTOMER, request_cancellation};
+pub use contract::{OrderId, OrderLine, OrderStatus};
 pub use error::Error;
-pub use http::{ApiDoc, router};
-pub use order::{HistoryEntry, Order, OrderId, OrderLine, OrderStatus};
-pub use place::{LineRequest, Lines, MAX_LINES, PlaceOrder, Placed, place_order, place_order_once};
+pub use http::{ApiDoc, routes};
+pub use order::{HistoryEntry, Order};
+pub use place::{
+    Customer, LineRequest, Lines, MAX_LINES, PlaceOrder, Placed, place_order, place_order_once,
+};
 pub use query::{OrderPage, OrderPageRequest, get_order, list_orders};
 pub use saga::{OrderMode, Saga, SagaConfig, charge_key};
 pub use worker::{SAGA_CONSUMER, handle_order_placed};
@@ -48,7 +51,6 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Clone, Debug)]
 pub struct Orders {
     pub db: Db,
-    pub sessions: accounts::Sessions,
     /// Orders change stock, which product pages show: each order invalidates its products.
     pub products: catalog::ProductCache,
     /// Runs the saga inline in sync mode.

@@ -2,9 +2,10 @@
 //! written in one transaction, at most once per idempotency key; then the saga takes over,
 //! in the worker (async mode) or right here (sync mode).
 
-use accounts::UserId;
 use catalog::{ProductCache, Quantity, StockRequest};
+use contract::{OrderPlaced, ProductId, UserId};
 use deadpool_postgres::GenericClient;
+use identity::CurrentUser;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -19,9 +20,7 @@ use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::{
-    Error, Order, OrderId, OrderLine, OrderStatus,
-    events::OrderPlaced,
-    query,
+    Error, Order, OrderId, OrderLine, OrderStatus, query,
     saga::{OrderMode, Progress, Runner, Saga},
 };
 
@@ -40,7 +39,8 @@ pub struct PlaceOrder {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
-    pub product_id: i64,
+    #[schema(value_type = i64)]
+    pub product_id: ProductId,
     #[schema(value_type = i32, minimum = 1, maximum = 1000)]
     pub quantity: Quantity,
 }
@@ -56,7 +56,7 @@ impl TryFrom<Vec<LineRequest>> for Lines {
         if lines.is_empty() || lines.len() > MAX_LINES {
             return Err(format!("must have 1 to {MAX_LINES} lines"));
         }
-        let mut ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+        let mut ids: Vec<ProductId> = lines.iter().map(|l| l.product_id).collect();
         ids.sort_unstable();
         if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!(
@@ -74,6 +74,23 @@ impl Lines {
     }
 }
 
+/// Who places an order: the customer's id, and the name the order's event records (so read
+/// models need not ask the accounts module).
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: UserId,
+    pub name: Option<String>,
+}
+
+impl From<&CurrentUser> for Customer {
+    fn from(user: &CurrentUser) -> Self {
+        Self {
+            id: user.id,
+            name: user.name.clone(),
+        }
+    }
+}
+
 /// The outcome of [`place_order_once`].
 #[derive(Debug)]
 pub enum Placed {
@@ -83,7 +100,7 @@ pub enum Placed {
     Replayed(StoredResponse),
 }
 
-/// Places the order for `user_id`, or replays the response of the request that used `key`
+/// Places the order for `customer`, or replays the response of the request that used `key`
 /// before. Only a successful order's response is stored: a request that failed changed
 /// nothing, and the same key may run it again. After the commit, the ordered products'
 /// cached pages (which show stock) are invalidated.
@@ -95,7 +112,7 @@ pub async fn place_order_once(
     db: &Db,
     products: &ProductCache,
     saga: &Saga,
-    user_id: UserId,
+    customer: &Customer,
     key: Option<&IdempotencyKey>,
     request: &PlaceOrder,
 ) -> Result<Placed, Error> {
@@ -103,7 +120,7 @@ pub async fn place_order_once(
     let pending = match key {
         Some(key) => {
             let fingerprint = idempotency::fingerprint("POST /orders", request)?;
-            let scope = format!("user:{user_id}");
+            let scope = format!("user:{}", customer.id);
             match idempotency::claim(&client, &scope, key, &fingerprint).await? {
                 Claim::Fresh(pending) => Some(pending),
                 Claim::Replay(stored) => return Ok(Placed::Replayed(stored)),
@@ -115,7 +132,7 @@ pub async fn place_order_once(
     let lease = sync.then_some(saga.config().saga_lease);
     let outcome = async {
         let tx = client.transaction().await?;
-        let order = place_order(&tx, user_id, request, lease).await?;
+        let order = place_order(&tx, customer, request, lease).await?;
         let response = StoredResponse {
             status: if sync {
                 StatusCode::CREATED
@@ -184,10 +201,10 @@ async fn run_inline(
     match saga.run(id, runner).await {
         Ok(Progress::Finished(_)) => {}
         Ok(Progress::Waiting(_)) => {
-            tracing::info!(order = id, "sync saga left the order to the worker")
+            tracing::info!(order = %id, "sync saga left the order to the worker")
         }
         Err(e) => {
-            tracing::warn!(order = id, error = %e, "sync saga stopped; the worker resumes it")
+            tracing::warn!(order = %id, error = %e, "sync saga stopped; the worker resumes it")
         }
     }
     let order = query::get_order_by_id(&db, id).await?;
@@ -208,7 +225,7 @@ async fn run_inline(
 /// `lease`, the caller runs the saga itself and the worker leaves the order alone that long.
 pub async fn place_order(
     tx: &impl GenericClient,
-    user_id: UserId,
+    customer: &Customer,
     request: &PlaceOrder,
     lease: Option<Duration>,
 ) -> Result<Order, Error> {
@@ -227,7 +244,7 @@ pub async fn place_order(
         .map(|r| r.unit_price_cents * i64::from(r.quantity.get()))
         .sum();
     let line_nos: Vec<i16> = (1..).take(reserved.len()).collect();
-    let product_ids: Vec<i64> = reserved.iter().map(|r| r.product_id).collect();
+    let product_ids: Vec<ProductId> = reserved.iter().map(|r| r.product_id).collect();
     let names: Vec<&str> = reserved.iter().map(|r| r.name.as_str()).collect();
     let quantities: Vec<i32> = reserved.iter().map(|r| r.quantity.get()).collect();
     let prices: Vec<i64> = reserved.iter().map(|r| r.unit_price_cents).collect();
@@ -257,7 +274,7 @@ pub async fn place_order(
         tx.query_one(
             &insert,
             &[
-                &user_id,
+                &customer.id,
                 &total_cents,
                 &line_nos,
                 &product_ids,
@@ -291,8 +308,8 @@ pub async fn place_order(
         tx,
         &OrderPlaced {
             order_id: order.id,
-            user_id,
-            customer_name: accounts::display_name(tx, user_id).await?,
+            user_id: customer.id,
+            customer_name: customer.name.clone(),
             placed_at: Some(order.created_at),
             total_cents,
             lines: order.lines.clone(),
@@ -308,7 +325,7 @@ mod tests {
 
     fn line(product_id: i64) -> LineRequest {
         LineRequest {
-            product_id,
+            product_id: ProductId::new(product_id),
             quantity: Quantity::new(1).unwrap(),
         }
     }

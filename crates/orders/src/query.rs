@@ -1,7 +1,7 @@
 //! Reading a customer's own orders, each with its lines (and, for one order, its history),
 //! in one query.
 
-use accounts::UserId;
+use contract::UserId;
 use platform::{
     db::{Connection, Db, Lsn},
     page::PageSize,
@@ -112,6 +112,7 @@ async fn fetch_one(
 #[into_params(parameter_in = Query)]
 pub struct OrderPageRequest {
     /// The `next_after` of the previous page.
+    #[param(value_type = Option<i64>)]
     pub after: Option<OrderId>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<i64>)]
@@ -124,6 +125,7 @@ pub struct OrderPage {
     pub items: Vec<Order>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub next_after: Option<OrderId>,
 }
 
@@ -135,7 +137,7 @@ pub async fn list_orders(
     page: &OrderPageRequest,
 ) -> Result<OrderPage, Error> {
     let limit = page.limit.unwrap_or_default().get();
-    let before = page.after.unwrap_or(i64::MAX);
+    let before = page.after.unwrap_or(OrderId::new(i64::MAX));
     let rows = db
         .with_read(token, |client| async move {
             let statement = client

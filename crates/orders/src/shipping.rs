@@ -1,21 +1,24 @@
-//! Shipments: the saga's last real step. A shipment is booked with a carrier in the same
+//! Shipments: the saga's last real step. A shipment is recorded — its carrier picked by the
+//! order's id, its tracking number made from it; no carrier is called — in the same
 //! transaction that moves the order on, so an order has a shipment exactly when its status
 //! says so.
 
 use deadpool_postgres::GenericClient;
 use platform::InfraError;
 
-use crate::{OrderId, events::ShipmentCreated};
+use contract::ShipmentCreated;
+
+use crate::OrderId;
 
 /// The carriers orders are spread over.
 const CARRIERS: [&str; 3] = ["dhl", "ups", "postnl"];
 
-/// Books the shipment of `order_id` inside `tx`.
+/// Records the shipment of `order_id` inside `tx`.
 pub(crate) async fn create_shipment(
     tx: &impl GenericClient,
     order_id: OrderId,
 ) -> Result<ShipmentCreated, InfraError> {
-    let carrier = CARRIERS[order_id.unsigned_abs() as usize % CARRIERS.len()];
+    let carrier = CARRIERS[order_id.get().unsigned_abs() as usize % CARRIERS.len()];
     let tracking_number = format!("{}-{order_id:010}", carrier.to_uppercase());
     let insert = tx
         .prepare_cached(

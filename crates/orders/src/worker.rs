@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use platform::bus::consumer::{self, ConsumerSpec, Delivery, Handled, HandlerError};
-
-use crate::{
-    events::OrderPlaced,
-    saga::{Progress, Runner, Saga},
+use contract::OrderPlaced;
+use platform::bus::{
+    consumer::{ConsumerSpec, Delivery, Handled, HandlerError},
+    outbox::Event,
 };
+
+use crate::saga::{Progress, Runner, Saga};
 
 /// The durable consumer that runs order sagas.
 pub const SAGA_CONSUMER: ConsumerSpec = ConsumerSpec {
     name: crate::saga::CONSUMER,
-    filter: "orders.placed",
+    filter: OrderPlaced::SUBJECT,
 };
 
 /// Runs the saga of the order an `OrderPlaced` event names.
@@ -37,7 +38,7 @@ pub async fn handle_order_placed(saga: &Saga, delivery: Delivery) -> Result<Hand
 }
 
 fn waiting_delay(attempt: i64) -> Duration {
-    consumer::doubling(attempt, Duration::from_secs(2), Duration::from_secs(60))
+    platform::backoff::doubling(attempt, Duration::from_secs(2), Duration::from_secs(60))
 }
 
 #[cfg(test)]

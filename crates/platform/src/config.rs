@@ -55,7 +55,7 @@ pub struct DbConfig {
     pub statement_timeout: Duration,
 }
 
-/// Redis: sessions now; cache and rate limits later.
+/// Redis: sessions, the L2 cache and its invalidations, rate limits, feature switches.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisConfig {
     /// Redis URL.
@@ -93,24 +93,8 @@ pub struct HttpConfig {
     pub body_limit: usize,
 }
 
-/// Parses a duration such as `250ms`, `2s`, `5m` or `24h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` needs a unit: ms, s, m or h"))?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{unit}` is not a unit: use ms, s, m or h")),
-    }
-}
+/// Parses a duration as people write it: `250ms`, `2s`, `5m`, `24h`, `1h 30m`.
+pub use humantime::parse_duration;
 
 #[cfg(test)]
 mod tests {
@@ -118,16 +102,26 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(
+            parse_duration("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("2s").ok(), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m").ok(), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_duration("24h").ok(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_duration("1h 30m").ok(),
+            Some(Duration::from_secs(5_400))
+        );
     }
 
     #[test]
     fn durations_without_a_known_unit_are_rejected() {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
     }
 }

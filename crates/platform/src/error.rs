@@ -77,21 +77,41 @@ impl From<::redis::RedisError> for InfraError {
     }
 }
 
-/// The plumbing every boundary error enum with an `Infra(InfraError)` variant and a
-/// `From<Error> for Problem` mapping needs: pool errors become `Infra`, and the error is a
-/// response through its problem.
+/// `From` the database's errors for an error enum with an `Infra(InfraError)` variant: pool
+/// and query errors become `Infra`, except a violated constraint named in `constraints`,
+/// which becomes the domain error given for it (`"users_email_key" => Error::EmailTaken`).
 #[macro_export]
-macro_rules! boundary_error {
-    ($error:ty) => {
-        impl From<::deadpool_postgres::PoolError> for $error {
-            fn from(e: ::deadpool_postgres::PoolError) -> Self {
+macro_rules! infra_errors {
+    ($error:ty $(, constraints { $($constraint:literal => $domain:expr),* $(,)? })?) => {
+        impl From<$crate::__macro::PoolError> for $error {
+            fn from(e: $crate::__macro::PoolError) -> Self {
                 Self::Infra(e.into())
             }
         }
 
-        impl ::axum::response::IntoResponse for $error {
-            fn into_response(self) -> ::axum::response::Response {
-                ::axum::response::IntoResponse::into_response($crate::http::Problem::from(self))
+        impl From<$crate::__macro::PgError> for $error {
+            fn from(e: $crate::__macro::PgError) -> Self {
+                $(match e.as_db_error().and_then(|db| db.constraint()) {
+                    $(Some($constraint) => return $domain,)*
+                    _ => {}
+                })?
+                Self::Infra(e.into())
+            }
+        }
+    };
+}
+
+/// The plumbing every boundary error enum with an `Infra(InfraError)` variant and a
+/// `From<Error> for Problem` mapping needs: the database's errors as [`infra_errors!`] maps
+/// them, and the error is a response through its problem.
+#[macro_export]
+macro_rules! boundary_error {
+    ($error:ty $(, $($constraints:tt)*)?) => {
+        $crate::infra_errors!($error $(, $($constraints)*)?);
+
+        impl $crate::__macro::IntoResponse for $error {
+            fn into_response(self) -> $crate::__macro::Response {
+                $crate::__macro::IntoResponse::into_response($crate::http::Problem::from(self))
             }
         }
     };

@@ -96,11 +96,7 @@ pub enum IdempotencyError {
     Infra(#[from] InfraError),
 }
 
-impl From<tokio_postgres::Error> for IdempotencyError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Infra(e.into())
-    }
-}
+crate::infra_errors!(IdempotencyError);
 
 impl From<IdempotencyError> for Problem {
     fn from(e: IdempotencyError) -> Self {

@@ -1,9 +1,10 @@
 //! Keel's platform: the infrastructure every domain module stands on, with no domain knowledge.
 //!
-//! Domain crates (`accounts`, `catalog`, `orders`) use it for configuration, PostgreSQL pools
-//! and migrations, Redis, the event bus (outbox, JetStream relay and consumers), the HTTP
-//! error model and middleware, and idempotency keys.
+//! Domain crates use it for configuration, PostgreSQL pools and migrations, Redis, the
+//! layered cache, rate limiting, the event bus (outbox, JetStream relay and consumers), the
+//! HTTP error model, routes and middleware, and idempotency keys.
 
+pub mod backoff;
 pub mod breaker;
 pub mod bus;
 pub mod cache;
@@ -20,6 +21,14 @@ pub mod redis;
 pub mod telemetry;
 
 pub use error::{BoxError, InfraError};
+
+/// What the exported macros name, so the crates using them need not depend on it all.
+#[doc(hidden)]
+pub mod __macro {
+    pub use axum::response::{IntoResponse, Response};
+    pub use deadpool_postgres::PoolError;
+    pub use tokio_postgres::Error as PgError;
+}
 
 /// The platform's own schema migrations (idempotency keys, the event bus's tables).
 pub const MIGRATIONS: &[db::Migration] = &[

@@ -1,4 +1,4 @@
-//! Prometheus metrics: the process's one recorder, and the `/metrics` route that renders it.
+//! Prometheus metrics: the process's one recorder (`/metrics` renders it: `http::scrape`).
 //!
 //! Every layer records with the `metrics` macros under a `keel_` name, as it happens; this
 //! module only installs the recorder (histograms named `*_seconds` get latency buckets, so
@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, http::header, response::IntoResponse, routing::get};
 use metrics::Histogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -51,20 +50,6 @@ pub fn handle() -> &'static PrometheusHandle {
         }
         handle
     })
-}
-
-/// `GET /metrics` in the Prometheus text format.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    handle();
-    Router::new().route("/metrics", get(render))
-}
-
-async fn render() -> impl IntoResponse {
-    let handle = handle();
-    handle.run_upkeep();
-    let mut text = handle.render();
-    crate::http::red::render(&mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// A histogram with one label whose values are static names (a statement, a Redis

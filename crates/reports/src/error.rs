@@ -16,12 +16,6 @@ pub enum Error {
     Infra(#[from] InfraError),
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Error::Infra(e.into())
-    }
-}
-
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {

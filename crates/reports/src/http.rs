@@ -1,8 +1,8 @@
 //! The reports routes: thin handlers over the read-model queries.
 
-use accounts::{CurrentUser, ReadToken, Sessions};
-use axum::{Router, extract::FromRef, extract::State, routing::get};
-use platform::http::{Problem, Query};
+use axum::extract::{FromRef, State};
+use identity::{CurrentUser, ReadToken, Sessions};
+use platform::http::{Feature, Policy, Problem, Query, Routes};
 use utoipa::OpenApi;
 
 use crate::{
@@ -10,17 +10,21 @@ use crate::{
     SalesFilter, SalesReport, query,
 };
 
-impl FromRef<Reports> for Sessions {
-    fn from_ref(reports: &Reports) -> Sessions {
-        reports.sessions.clone()
-    }
-}
+/// The read models (`/reports/*`): an operator can switch them off under load.
+pub static REPORTS: Feature = Feature { name: "reports" };
 
-pub fn router() -> Router<Reports> {
-    Router::new()
-        .route("/reports/my-orders", get(my_orders))
-        .route("/reports/my-stats", get(my_stats))
-        .route("/reports/sales", get(sales))
+/// The reports routes.
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Reports: FromRef<S>,
+    Sessions: FromRef<S>,
+{
+    let policy = Policy::READ.switched_by(&REPORTS);
+    Routes::new()
+        .get("/reports/my-orders", my_orders, policy)
+        .get("/reports/my-stats", my_stats, policy)
+        .get("/reports/sales", sales, policy)
 }
 
 #[derive(Debug, OpenApi)]

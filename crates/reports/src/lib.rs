@@ -16,7 +16,7 @@ mod retention;
 
 pub use day::{Day, InvalidDay};
 pub use error::Error;
-pub use http::{ApiDoc, router};
+pub use http::{ApiDoc, REPORTS, routes};
 pub use live::{PROJECTOR, project_event};
 pub use query::{
     CustomerStats, DailySales, HistoryPageRequest, OrderHistory, OrderSummary, SalesFilter,
@@ -47,5 +47,4 @@ pub const MIGRATIONS: &[Migration] = &[
 #[derive(Clone, Debug)]
 pub struct Reports {
     pub db: Db,
-    pub sessions: accounts::Sessions,
 }

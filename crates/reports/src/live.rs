@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use contract::OrderEvent;
 use platform::{
     InfraError,
     bus::consumer::{ConsumerSpec, Delivery, Handled, HandlerError},
@@ -17,7 +18,7 @@ use crate::project::{self, Applied, ApplyError, StoredEvent};
 /// The durable consumer that keeps the read models.
 pub const PROJECTOR: ConsumerSpec = ConsumerSpec {
     name: "reports",
-    filter: "orders.>",
+    filter: OrderEvent::ALL,
 };
 
 /// Applies one delivered event to the active generation.
@@ -45,8 +46,9 @@ pub async fn project_event(db: &Db, delivery: Delivery) -> Result<Handled, Handl
         .get(0);
     let applied = match project::apply(&tx, &project::schema(generation), &event).await {
         Ok(applied) => applied,
-        Err(malformed @ ApplyError::Malformed { .. }) => {
-            return Err(HandlerError::Permanent(malformed.to_string()));
+        // Dead-lettered, where it waits for a build that knows it (and is replayed from there).
+        Err(unknown @ ApplyError::Unknown { .. }) => {
+            return Err(HandlerError::Permanent(unknown.to_string()));
         }
         Err(ApplyError::Infra(e)) => return Err(e.into()),
     };

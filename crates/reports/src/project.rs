@@ -2,13 +2,13 @@
 //! the rebuild both come through here, so a read model built either way is the same.
 //!
 //! Each generation records the events it applied (in the same transaction as their effect),
-//! so applying one twice changes nothing. Status only moves forward along the saga, so
-//! events applied out of order cannot take a summary back.
+//! so applying one twice changes nothing. Status only moves forward along the saga (its
+//! rank), so events applied out of order cannot take a summary back. A subject this build
+//! does not know is an error, never an event marked applied and dropped.
 
+use contract::{OrderEvent, OrderId, OrderPlaced, OrderStatus, UnknownEvent};
 use deadpool_postgres::GenericClient;
-use orders::events::{OrderCancelled, OrderPlaced};
 use platform::InfraError;
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 /// An event as the projection needs it, from JetStream or from the event log.
@@ -34,27 +34,15 @@ pub(crate) enum Applied {
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApplyError {
-    #[error("{subject} event {id} does not parse: {reason}")]
-    Malformed {
-        subject: String,
-        id: i64,
-        reason: String,
-    },
+    /// Not an order event this build knows, or one whose payload does not parse: counted in
+    /// `keel_projection_unknown_events_total`.
+    #[error("event {id}: {reason}")]
+    Unknown { id: i64, reason: UnknownEvent },
     #[error(transparent)]
     Infra(#[from] InfraError),
 }
 
-impl From<tokio_postgres::Error> for ApplyError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ApplyError::Infra(e.into())
-    }
-}
-
-/// The fields every order step event carries.
-#[derive(Deserialize)]
-struct OrderStep {
-    order_id: i64,
-}
+platform::infra_errors!(ApplyError);
 
 /// Applies `event` to the generation in `schema`, inside the caller's transaction. The
 /// caller rolls back unless it is [`Applied::Done`].
@@ -68,23 +56,30 @@ pub(crate) async fn apply(
             "INSERT INTO {schema}.applied_events VALUES ($1) ON CONFLICT DO NOTHING"
         ))
         .await?;
+    let decoded = OrderEvent::decode(event.subject, event.payload).map_err(|reason| {
+        metrics::counter!("keel_projection_unknown_events_total").increment(1);
+        ApplyError::Unknown {
+            id: event.id,
+            reason,
+        }
+    })?;
     if tx.execute(&first_time, &[&event.id]).await? == 0 {
         return Ok(Applied::Already);
     }
-    let known = match event.subject {
-        "orders.placed" => {
-            placed(tx, schema, &parse::<OrderPlaced>(event)?, event).await?;
+    let at = event.occurred_at;
+    let known = match decoded {
+        OrderEvent::Placed(order) => {
+            placed(tx, schema, &order, at).await?;
             true
         }
-        "orders.payment_captured" => advance(tx, schema, event, "payment_captured", 2).await?,
-        "orders.shipment_created" => advance(tx, schema, event, "shipment_created", 3).await?,
-        "orders.confirmed" => confirmed(tx, schema, event).await?,
-        "orders.cancelled" => {
-            let cancelled = parse::<OrderCancelled>(event)?;
-            cancelled_order(tx, schema, cancelled.order_id, event.occurred_at).await?
+        OrderEvent::PaymentCaptured(e) => {
+            advance(tx, schema, e.order_id, OrderStatus::PaymentCaptured, at).await?
         }
-        // Events no read model needs are recorded as applied all the same.
-        _ => true,
+        OrderEvent::ShipmentCreated(e) => {
+            advance(tx, schema, e.order_id, OrderStatus::ShipmentCreated, at).await?
+        }
+        OrderEvent::Confirmed(e) => confirmed(tx, schema, e.order_id, at).await?,
+        OrderEvent::Cancelled(e) => cancelled(tx, schema, e.order_id, at).await?,
     };
     if known {
         return Ok(Applied::Done);
@@ -100,19 +95,11 @@ pub(crate) async fn apply(
     Ok(Applied::OrderUnknown)
 }
 
-fn parse<'de, T: Deserialize<'de>>(event: &'de StoredEvent<'_>) -> Result<T, ApplyError> {
-    serde_json::from_slice(event.payload).map_err(|e| ApplyError::Malformed {
-        subject: event.subject.to_owned(),
-        id: event.id,
-        reason: e.to_string(),
-    })
-}
-
 async fn placed(
     tx: &impl GenericClient,
     schema: &str,
     order: &OrderPlaced,
-    event: &StoredEvent<'_>,
+    at: OffsetDateTime,
 ) -> Result<(), ApplyError> {
     let statement = tx
         .prepare_cached(&format!(
@@ -120,7 +107,7 @@ async fn placed(
                 INSERT INTO {schema}.order_summaries
                     (order_id, customer_id, customer_name, status, status_rank, total_cents,
                      line_count, item_count, lines, placed_at, updated_at)
-                VALUES ($1, $2, $3, 'stock_reserved', 1, $4, $5, $6, $7, $8, $8)
+                VALUES ($1, $2, $3, $9, $10, $4, $5, $6, $7, $8, $8)
                 ON CONFLICT (order_id) DO NOTHING
              )
              INSERT INTO {schema}.customer_stats AS c
@@ -147,7 +134,9 @@ async fn placed(
                 &(order.lines.len() as i32),
                 &(items as i32),
                 &lines,
-                &order.placed_at.unwrap_or(event.occurred_at),
+                &order.placed_at.unwrap_or(at),
+                &OrderStatus::StockReserved.as_str(),
+                &OrderStatus::StockReserved.rank(),
             ],
         ),
     )
@@ -159,11 +148,10 @@ async fn placed(
 async fn advance(
     tx: &impl GenericClient,
     schema: &str,
-    event: &StoredEvent<'_>,
-    status: &str,
-    rank: i16,
+    order_id: OrderId,
+    status: OrderStatus,
+    at: OffsetDateTime,
 ) -> Result<bool, ApplyError> {
-    let step = parse::<OrderStep>(event)?;
     let statement = tx
         .prepare_cached(&format!(
             "WITH u AS (
@@ -179,7 +167,7 @@ async fn advance(
         "reports.project_step",
         tx.query_one(
             &statement,
-            &[&step.order_id, &status, &rank, &event.occurred_at],
+            &[&order_id, &status.as_str(), &status.rank(), &at],
         ),
     )
     .await?;
@@ -190,16 +178,16 @@ async fn advance(
 async fn confirmed(
     tx: &impl GenericClient,
     schema: &str,
-    event: &StoredEvent<'_>,
+    order_id: OrderId,
+    at: OffsetDateTime,
 ) -> Result<bool, ApplyError> {
-    let step = parse::<OrderStep>(event)?;
     let statement = tx
         .prepare_cached(&format!(
             "WITH o AS (
                 UPDATE {schema}.order_summaries
-                   SET status = 'confirmed', status_rank = 4, updated_at = $2,
+                   SET status = $3, status_rank = $4, updated_at = $2,
                        projected_at = clock_timestamp()
-                 WHERE order_id = $1 AND status_rank < 4
+                 WHERE order_id = $1 AND status_rank < $4
              RETURNING customer_id, total_cents, placed_at, lines
              ), c AS (
                 UPDATE {schema}.customer_stats s
@@ -225,25 +213,33 @@ async fn confirmed(
         .await?;
     let row = platform::db::timed(
         "reports.project_confirmed",
-        tx.query_one(&statement, &[&step.order_id, &event.occurred_at]),
+        tx.query_one(
+            &statement,
+            &[
+                &order_id,
+                &at,
+                &OrderStatus::Confirmed.as_str(),
+                &OrderStatus::Confirmed.rank(),
+            ],
+        ),
     )
     .await?;
     Ok(row.get(0))
 }
 
-async fn cancelled_order(
+async fn cancelled(
     tx: &impl GenericClient,
     schema: &str,
-    order_id: i64,
+    order_id: OrderId,
     at: OffsetDateTime,
 ) -> Result<bool, ApplyError> {
     let statement = tx
         .prepare_cached(&format!(
             "WITH o AS (
                 UPDATE {schema}.order_summaries
-                   SET status = 'cancelled', status_rank = 4, updated_at = $2,
+                   SET status = $3, status_rank = $4, updated_at = $2,
                        projected_at = clock_timestamp()
-                 WHERE order_id = $1 AND status_rank < 4
+                 WHERE order_id = $1 AND status_rank < $4
              RETURNING customer_id
              ), c AS (
                 UPDATE {schema}.customer_stats s
@@ -255,7 +251,15 @@ async fn cancelled_order(
         .await?;
     let row = platform::db::timed(
         "reports.project_cancelled",
-        tx.query_one(&statement, &[&order_id, &at]),
+        tx.query_one(
+            &statement,
+            &[
+                &order_id,
+                &at,
+                &OrderStatus::Cancelled.as_str(),
+                &OrderStatus::Cancelled.rank(),
+            ],
+        ),
     )
     .await?;
     Ok(row.get(0))

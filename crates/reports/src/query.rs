@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 
+use contract::UserId;
+
 use crate::{Error, day::Day};
 
 /// One order in a customer's history, as the read model keeps it.
@@ -54,7 +56,7 @@ pub struct OrderHistory {
 pub async fn order_history(
     db: &Db,
     token: Option<Lsn>,
-    customer_id: i64,
+    customer_id: UserId,
     page: &HistoryPageRequest,
 ) -> Result<OrderHistory, Error> {
     let limit = page.limit.unwrap_or_default().get();
@@ -114,7 +116,7 @@ pub struct CustomerStats {
 pub async fn customer_stats(
     db: &Db,
     token: Option<Lsn>,
-    customer_id: i64,
+    customer_id: UserId,
 ) -> Result<CustomerStats, Error> {
     let row = db
         .with_read(token, |client| async move {

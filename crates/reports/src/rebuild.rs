@@ -17,7 +17,10 @@
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::GenericClient;
-use platform::db::Db;
+use platform::{
+    bus::event_log::{self, LoggedEvent},
+    db::Db,
+};
 use time::OffsetDateTime;
 
 use crate::{
@@ -45,6 +48,9 @@ pub struct Rebuilt {
     pub caught_up: u64,
     /// Step events whose order was placed before the log's retention: left out.
     pub orphaned: u64,
+    /// Events this build cannot read (an unknown subject, a payload that does not parse):
+    /// skipped, and counted in `keel_projection_unknown_events_total` too.
+    pub unknown: u64,
     pub took: Duration,
 }
 
@@ -92,21 +98,16 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
         applied: 0,
         caught_up: 0,
         orphaned: 0,
+        unknown: 0,
         took: Duration::ZERO,
     };
-    let page = client
-        .prepare(
-            "SELECT id, subject, payload::text, occurred_at FROM bus.event_log
-              WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .await?;
     let mut after = 0_i64;
     loop {
         let tx = client.transaction().await?;
-        let rows = tx.query(&page, &[&after, &PAGE]).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.get(0);
-        apply_rows(&tx, &schema, &rows, &mut totals).await?;
+        let events = event_log::page(&tx, after, PAGE).await?;
+        let Some(last) = events.last() else { break };
+        after = last.id;
+        apply_events(&tx, &schema, &events, &mut totals).await?;
         tx.commit().await?;
     }
 
@@ -116,19 +117,23 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
         &[],
     )
     .await?;
-    let stragglers = tx
+    let recent = event_log::ids_since(&tx, began - STRAGGLERS).await?;
+    let missing: Vec<i64> = tx
         .query(
             &format!(
-                "SELECT e.id, e.subject, e.payload::text, e.occurred_at FROM bus.event_log e
-                  WHERE e.occurred_at >= $1::timestamptz - $2::float8 * interval '1 second'
-                    AND NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = e.id)
-                  ORDER BY e.id"
+                "SELECT id FROM unnest($1::bigint[]) AS r (id)
+                  WHERE NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = r.id)
+                  ORDER BY id"
             ),
-            &[&began, &STRAGGLERS.as_secs_f64()],
+            &[&recent],
         )
-        .await?;
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let stragglers = event_log::by_ids(&tx, &missing).await?;
     let before = totals.applied;
-    apply_rows(&tx, &schema, &stragglers, &mut totals).await?;
+    apply_events(&tx, &schema, &stragglers, &mut totals).await?;
     totals.caught_up = totals.applied - before;
     tx.execute("SELECT reports.switch_to($1)", &[&next]).await?;
     tx.commit().await?;
@@ -142,32 +147,27 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
     Ok(totals)
 }
 
-async fn apply_rows(
+async fn apply_events(
     tx: &impl GenericClient,
     schema: &str,
-    rows: &[tokio_postgres::Row],
+    events: &[LoggedEvent],
     totals: &mut Rebuilt,
 ) -> Result<(), Error> {
-    for row in rows {
-        let subject: &str = row.get(1);
-        let payload: &str = row.get(2);
+    for logged in events {
         let event = StoredEvent {
-            id: row.get(0),
-            subject,
-            payload: payload.as_bytes(),
-            occurred_at: row.get(3),
+            id: logged.id,
+            subject: &logged.subject,
+            payload: logged.payload.as_bytes(),
+            occurred_at: logged.occurred_at,
         };
         match project::apply(tx, schema, &event).await {
             Ok(Applied::Done) => totals.applied += 1,
             Ok(Applied::Already) => {}
             // In id order an order's OrderPlaced comes first: it was dropped with old partitions.
             Ok(Applied::OrderUnknown) => totals.orphaned += 1,
-            Err(ApplyError::Malformed {
-                subject,
-                id,
-                reason,
-            }) => {
-                tracing::warn!(subject, id, reason, "event skipped: it does not parse");
+            Err(unknown @ ApplyError::Unknown { .. }) => {
+                totals.unknown += 1;
+                tracing::warn!(error = %unknown, subject = logged.subject, "event skipped: not an order event this build knows");
             }
             Err(ApplyError::Infra(e)) => return Err(e.into()),
         }

@@ -1,34 +1,22 @@
 //! The switches' admin routes: list them, switch one.
 
-use accounts::{CurrentUser, Sessions};
-use axum::{
-    Router,
-    extract::{FromRef, State},
-    routing::{get, put},
-};
-use platform::http::{Json, Path, Problem};
+use axum::extract::{FromRef, State};
+use identity::{CurrentUser, Sessions};
+use platform::http::{Feature, Json, Path, Policy, Problem, Routes};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::{Feature, Features};
+use super::Features;
 
-#[derive(Clone, Debug)]
-struct Admin {
-    features: Features,
-    sessions: Sessions,
-}
-
-impl FromRef<Admin> for Sessions {
-    fn from_ref(admin: &Admin) -> Sessions {
-        admin.sessions.clone()
-    }
-}
-
-pub(crate) fn router(features: Features, sessions: Sessions) -> Router {
-    Router::new()
-        .route("/admin/features", get(list))
-        .route("/admin/features/{name}", put(switch))
-        .with_state(Admin { features, sessions })
+pub(crate) fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Features: FromRef<S>,
+    Sessions: FromRef<S>,
+{
+    Routes::new()
+        .get("/admin/features", list, Policy::READ)
+        .put("/admin/features/{name}", switch, Policy::WRITE)
 }
 
 #[derive(Debug, OpenApi)]
@@ -54,14 +42,14 @@ struct Switch {
 #[utoipa::path(get, path = "/admin/features", tag = "operations", security(("session" = [])),
     responses((status = 200, body = Vec<FeatureState>), (status = 403, body = Problem)))]
 async fn list(
-    State(admin): State<Admin>,
+    State(features): State<Features>,
     user: CurrentUser,
 ) -> Result<axum::Json<Vec<FeatureState>>, Problem> {
     user.require_admin()?;
     Ok(axum::Json(
-        Feature::ALL
-            .into_iter()
-            .map(|feature| state(&admin.features, feature))
+        features
+            .all()
+            .map(|feature| state(&features, feature))
             .collect(),
     ))
 }
@@ -72,22 +60,24 @@ async fn list(
     responses((status = 200, body = FeatureState), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn switch(
-    State(admin): State<Admin>,
+    State(features): State<Features>,
     user: CurrentUser,
     Path(name): Path<String>,
     Json(switch): Json<Switch>,
 ) -> Result<axum::Json<FeatureState>, Problem> {
     user.require_admin()?;
-    let feature = Feature::named(&name).ok_or_else(|| {
-        Problem::not_found("feature").field("name", "not a feature: reports or product-listing")
+    let feature = features.named(&name).ok_or_else(|| {
+        let names: Vec<&str> = features.all().map(|f| f.name).collect();
+        Problem::not_found("feature")
+            .field("name", format!("not a feature: {}", names.join(" or ")))
     })?;
-    admin.features.switch(feature, switch.enabled).await?;
-    Ok(axum::Json(state(&admin.features, feature)))
+    features.switch(feature, switch.enabled).await?;
+    Ok(axum::Json(state(&features, feature)))
 }
 
-fn state(features: &Features, feature: Feature) -> FeatureState {
+fn state(features: &Features, feature: &'static Feature) -> FeatureState {
     FeatureState {
-        name: feature.name(),
+        name: feature.name,
         enabled: features.is_on(feature),
     }
 }

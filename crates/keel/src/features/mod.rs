@@ -1,7 +1,8 @@
 //! Graceful degradation: features an operator can switch off at runtime, on every instance at
 //! once, so that under load or an incident the core of the service (product pages, orders,
 //! sessions) keeps the capacity the rest would take. A switched-off feature answers a 503
-//! problem with `Retry-After`; nothing else changes.
+//! problem with `Retry-After`; nothing else changes. Which routes a feature covers is
+//! declared with the routes (`Policy::switched_by`); the switches are the features they name.
 //!
 //! The switches live in a Redis hash (only the ones switched off), which each instance reads
 //! every second: a switch reaches every instance within about a second, and with Redis down
@@ -22,53 +23,19 @@ use std::{
 
 use axum::{
     extract::Request,
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use platform::{
     InfraError,
-    http::{Problem, Selective},
+    http::{Feature, Problem, Selective},
     redis::Redis,
 };
 use tower::Service;
 
 mod http;
 
-pub(crate) use http::{ApiDoc, router};
-
-/// What can be switched off: the parts whose requests cost the most and that the core does
-/// not need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feature {
-    /// The read models: `/reports/*`.
-    Reports,
-    /// Product listings and filters, `GET /products` (uncached queries); a product's own page
-    /// stays.
-    ProductListing,
-}
-
-impl Feature {
-    pub const ALL: [Feature; 2] = [Feature::Reports, Feature::ProductListing];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Feature::Reports => "reports",
-            Feature::ProductListing => "product-listing",
-        }
-    }
-
-    pub fn named(name: &str) -> Option<Feature> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// Whether `request` is one of this feature's.
-    fn serves(self, method: &Method, path: &str) -> bool {
-        match self {
-            Feature::Reports => path.starts_with("/reports/"),
-            Feature::ProductListing => method == Method::GET && path == "/products",
-        }
-    }
-}
+pub(crate) use http::{ApiDoc, routes};
 
 /// The switches as this instance knows them; clones share them.
 #[derive(Clone, Debug)]
@@ -78,10 +45,8 @@ pub struct Features(Arc<Shared>);
 struct Shared {
     redis: Redis,
     key: String,
-    /// Indexed by `Feature as usize` (the order of [`Feature::ALL`]).
-    off: [AtomicBool; Feature::ALL.len()],
-    /// Whether any is off: the one load a request pays while all are on.
-    any_off: AtomicBool,
+    /// Every feature the routes name, each with whether it is switched off.
+    switches: Vec<(&'static Feature, AtomicBool)>,
     /// Switches this instance began and ended writing: a read of the hash that overlaps one
     /// may predate its write, and is not applied (the next read is).
     switches_begun: AtomicU64,
@@ -92,38 +57,71 @@ struct Shared {
 const POLL: Duration = Duration::from_secs(1);
 
 impl Features {
-    pub fn new(redis: Redis) -> Self {
+    /// The switches of `features`, all on until the first read of the hash says otherwise.
+    pub fn new(redis: Redis, mut features: Vec<&'static Feature>) -> Self {
+        // Listed by name, whatever order the routes were assembled in.
+        features.sort_by_key(|feature| feature.name);
+        features.dedup();
         let key = redis.key("features-off");
+        let switches = features
+            .into_iter()
+            .map(|feature| (feature, AtomicBool::new(false)))
+            .collect();
         let features = Self(Arc::new(Shared {
             redis,
             key,
-            off: Default::default(),
-            any_off: AtomicBool::new(false),
+            switches,
             switches_begun: AtomicU64::new(0),
             switches_ended: AtomicU64::new(0),
         }));
-        for feature in Feature::ALL {
-            features.remember(feature, true);
+        for index in 0..features.0.switches.len() {
+            features.remember(index, true);
         }
         features
     }
 
-    pub fn is_on(&self, feature: Feature) -> bool {
-        !self.0.off[feature as usize].load(Relaxed)
+    /// Every feature, by name.
+    pub fn all(&self) -> impl Iterator<Item = &'static Feature> + '_ {
+        self.0.switches.iter().map(|(feature, _)| *feature)
+    }
+
+    /// The feature called `name`, if the routes name one.
+    pub fn named(&self, name: &str) -> Option<&'static Feature> {
+        self.all().find(|feature| feature.name == name)
+    }
+
+    fn index(&self, feature: &Feature) -> Option<usize> {
+        self.0.switches.iter().position(|(f, _)| *f == feature)
+    }
+
+    pub fn is_on(&self, feature: &Feature) -> bool {
+        self.index(feature)
+            .is_none_or(|index| !self.0.switches[index].1.load(Relaxed))
+    }
+
+    /// The middleware that answers `feature`'s requests with a 503 while it is off.
+    pub(crate) fn gate(&self, feature: &'static Feature) -> Option<Gate> {
+        Some(Gate {
+            features: self.clone(),
+            index: self.index(feature)?,
+        })
     }
 
     /// Switches `feature` on or off for every instance.
-    pub async fn switch(&self, feature: Feature, on: bool) -> Result<(), InfraError> {
+    pub async fn switch(&self, feature: &'static Feature, on: bool) -> Result<(), InfraError> {
+        let Some(index) = self.index(feature) else {
+            return Ok(());
+        };
         let _switching = Switching::begin(&self.0);
         let mut conn = self.0.redis.conn();
         let mut command = redis::cmd(if on { "HDEL" } else { "HSET" });
-        command.arg(&self.0.key).arg(feature.name());
+        command.arg(&self.0.key).arg(feature.name);
         if !on {
             command.arg("off");
         }
         let () = Redis::timed("features", command.query_async(&mut conn)).await?;
-        self.remember(feature, on);
-        tracing::warn!(feature = feature.name(), on, "feature switched");
+        self.remember(index, on);
+        tracing::warn!(feature = feature.name, on, "feature switched");
         Ok(())
     }
 
@@ -158,8 +156,8 @@ impl Features {
             Ok(_) if self.0.switches_begun.load(SeqCst) != begun => false,
             Ok(off) => {
                 let off: Vec<String> = off;
-                for feature in Feature::ALL {
-                    self.remember(feature, !off.iter().any(|name| name == feature.name()));
+                for (index, (feature, _)) in self.0.switches.iter().enumerate() {
+                    self.remember(index, !off.iter().any(|name| name == feature.name));
                 }
                 false
             }
@@ -172,11 +170,10 @@ impl Features {
         }
     }
 
-    fn remember(&self, feature: Feature, on: bool) {
-        self.0.off[feature as usize].store(!on, Relaxed);
-        let any_off = self.0.off.iter().any(|off| off.load(Relaxed));
-        self.0.any_off.store(any_off, Relaxed);
-        metrics::gauge!("keel_feature_enabled", "feature" => feature.name())
+    fn remember(&self, index: usize, on: bool) {
+        let (feature, off) = &self.0.switches[index];
+        off.store(!on, Relaxed);
+        metrics::gauge!("keel_feature_enabled", "feature" => feature.name)
             .set(f64::from(u8::from(on)));
     }
 }
@@ -198,21 +195,23 @@ impl Drop for Switching<'_> {
     }
 }
 
-/// Answers the requests of a switched-off feature with a 503; lets every other through.
-impl Selective for Features {
-    type Plan = Feature;
+/// One feature's routes: answered with a 503 while it is off, let through (one atomic load)
+/// while it is on.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
+    features: Features,
+    index: usize,
+}
 
-    fn plan(&self, request: &Request) -> Option<Feature> {
-        if !self.0.any_off.load(Relaxed) {
-            return None;
-        }
-        let (method, path) = (request.method(), request.uri().path());
-        Feature::ALL
-            .into_iter()
-            .find(|f| !self.is_on(*f) && f.serves(method, path))
+impl Selective for Gate {
+    type Plan = &'static Feature;
+
+    fn plan(&self, _request: &Request) -> Option<&'static Feature> {
+        let (feature, off) = &self.features.0.switches[self.index];
+        off.load(Relaxed).then_some(*feature)
     }
 
-    async fn around<S>(self, feature: Feature, _request: Request, _next: S) -> Response
+    async fn around<S>(self, feature: &'static Feature, _request: Request, _next: S) -> Response
     where
         S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
         S::Future: Send + 'static,
@@ -221,7 +220,7 @@ impl Selective for Features {
     }
 }
 
-fn switched_off(feature: Feature) -> Problem {
+fn switched_off(feature: &Feature) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "feature-off",
@@ -229,7 +228,7 @@ fn switched_off(feature: Feature) -> Problem {
     )
     .detail(format!(
         "`{}` is switched off for now, to keep the rest of the service responsive",
-        feature.name()
+        feature.name
     ))
     .retry_after(30)
 }

@@ -10,11 +10,9 @@ use std::{
     time::Duration,
 };
 
+use diagnose::{DiagnoseArgs, Layer, Report, diagnose};
+use fake_payments::{Behaviour, FakePayments};
 use futures_util::future::join_all;
-use keel::{
-    diagnose::{DiagnoseArgs, Layer, Report, diagnose},
-    fake_payments::{Behaviour, FakePayments},
-};
 use serde_json::json;
 
 use crate::{helpers::*, keel_process::*};

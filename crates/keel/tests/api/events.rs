@@ -16,9 +16,7 @@ struct Tested {
 }
 
 impl outbox::Event for Tested {
-    fn subject(&self) -> &'static str {
-        "tests.tested"
-    }
+    const SUBJECT: &'static str = "tests.tested";
 }
 
 fn stream_name(prefix: &str, suffix: &str) -> String {

@@ -83,8 +83,8 @@ async fn a_feature_switched_off_on_one_instance_is_off_on_every_one() {
     assert_eq!(
         listed,
         json!([
-            { "name": "reports", "enabled": false },
-            { "name": "product-listing", "enabled": true }
+            { "name": "product-listing", "enabled": true },
+            { "name": "reports", "enabled": false }
         ])
     );
 

@@ -69,7 +69,7 @@ pub fn test_config(database_url: String) -> Config {
             key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
             timeout: Duration::from_secs(1),
         },
-        sessions: accounts::SessionConfig {
+        sessions: identity::SessionConfig {
             session_ttl: Duration::from_secs(3600),
         },
         cache: Default::default(),

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use keel::fake_payments::{Behaviour, FakePayments};
+use fake_payments::{Behaviour, FakePayments};
 use orders::OrderMode;
 use reqwest::StatusCode;
 

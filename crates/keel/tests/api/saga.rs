@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use fake_payments::{Behaviour, FakePayments};
 use futures_util::future::join_all;
-use keel::fake_payments::{Behaviour, FakePayments};
 use orders::OrderMode;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

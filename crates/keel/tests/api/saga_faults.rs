@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use fake_payments::Behaviour;
 use futures_util::future::join_all;
-use keel::fake_payments::Behaviour;
 use orders::{
     OrderMode,
     payments::{ChargeOutcome, PaymentClient},

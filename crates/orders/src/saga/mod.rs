@@ -20,9 +20,10 @@ use catalog::ProductCache;
 use platform::{InfraError, config::parse_duration, db::Db};
 use time::OffsetDateTime;
 
+use contract::{OrderCancelled, OrderConfirmed, PaymentCaptured};
+
 use crate::{
     OrderId, OrderStatus,
-    events::{OrderCancelled, OrderConfirmed, PaymentCaptured},
     payments::{ChargeOutcome, PaymentClient, Unavailable},
     shipping,
 };
@@ -198,7 +199,7 @@ impl Saga {
                     self.cancel(order, &reason, true, runner).await
                 } else {
                     tracing::info!(
-                        order = order.id,
+                        order = %order.id,
                         reason,
                         "payment provider unavailable; the order waits"
                     );
@@ -264,7 +265,7 @@ impl Saga {
         if refund {
             if let Err(Unavailable(why)) = self.payments.refund(&charge_key(order.id)).await {
                 tracing::warn!(
-                    order = order.id,
+                    order = %order.id,
                     why,
                     "refund failed; the cancellation waits"
                 );

@@ -16,7 +16,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use crate::InfraError;
+use crate::{InfraError, backoff::Backoff};
 
 use super::Bus;
 
@@ -81,6 +81,23 @@ pub async fn mark_processed(
     Ok(tx.execute(&statement, &[&consumer, &message_id]).await? == 1)
 }
 
+/// Forgets the messages processed more than `retention` ago: JetStream no longer holds them
+/// (the events stream's max age is that long), so none can be delivered again.
+pub async fn forget_processed(
+    client: &impl GenericClient,
+    retention: Duration,
+) -> Result<u64, InfraError> {
+    let statement = client
+        .prepare_cached(
+            "DELETE FROM bus.processed_messages
+              WHERE processed_at < now() - $1::float8 * interval '1 second'",
+        )
+        .await?;
+    Ok(client
+        .execute(&statement, &[&retention.as_secs_f64()])
+        .await?)
+}
+
 /// Feeds the consumer's messages to `handle`, `concurrency` at a time, until `shutdown`.
 /// A lost connection or a missing stream is retried; unacked messages come back after the
 /// ack wait, to this process or another.
@@ -90,22 +107,22 @@ where
     F: Future<Output = Result<Handled, HandlerError>>,
 {
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let consumed = consume(&bus, &spec, handle.clone());
+        let wait = backoff.next_delay();
         tokio::select! {
             () = &mut shutdown => return,
             result = consumed => {
                 if let Err(e) = result {
-                    tracing::warn!(consumer = spec.name, error = %e, retry_in = ?backoff, "consumer stopped");
+                    tracing::warn!(consumer = spec.name, error = %e, retry_in = ?wait, "consumer stopped");
                 }
             }
         }
         tokio::select! {
             () = &mut shutdown => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -320,13 +337,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// Exponential redelivery delay for failed handlers: 1 s, 2 s, 4 s ... capped at 60 s.
 fn redelivery_delay(attempt: i64) -> Duration {
-    doubling(attempt, Duration::from_secs(1), Duration::from_secs(60))
-}
-
-/// `first` on the first attempt, doubling with each one after, never past `cap`.
-pub fn doubling(attempt: i64, first: Duration, cap: Duration) -> Duration {
-    let exponent = u32::try_from(attempt.clamp(1, 31) - 1).unwrap_or(0);
-    first.saturating_mul(2u32.saturating_pow(exponent)).min(cap)
+    crate::backoff::doubling(attempt, Duration::from_secs(1), Duration::from_secs(60))
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@ use crate::InfraError;
 /// A domain event: where it goes (`orders.placed`) and what it says.
 pub trait Event: Serialize + std::fmt::Debug + Sync {
     /// The subject under the bus's prefix, e.g. `orders.placed`.
-    fn subject(&self) -> &'static str;
+    const SUBJECT: &'static str;
 }
 
 /// Writes `event` inside `tx`; it is published after the transaction commits, never if it
 /// rolls back. Returns the event's id (also its `Nats-Msg-Id`).
-pub async fn append(tx: &impl GenericClient, event: &impl Event) -> Result<i64, InfraError> {
+pub async fn append<E: Event>(tx: &impl GenericClient, event: &E) -> Result<i64, InfraError> {
     let statement = tx
         .prepare_cached(
             "WITH e AS (
@@ -29,7 +29,7 @@ pub async fn append(tx: &impl GenericClient, event: &impl Event) -> Result<i64, 
         .await?;
     let row = crate::db::timed(
         "bus.outbox_append",
-        tx.query_one(&statement, &[&event.subject(), &Json(event)]),
+        tx.query_one(&statement, &[&E::SUBJECT, &Json(event)]),
     )
     .await?;
     Ok(row.get(0))

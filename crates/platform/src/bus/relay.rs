@@ -12,7 +12,7 @@ use std::{future::Future, time::Duration};
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 
-use crate::{InfraError, db::Db};
+use crate::{InfraError, backoff::Backoff, db::Db};
 
 use super::Bus;
 
@@ -30,27 +30,26 @@ const POLL: Duration = Duration::from_secs(1);
 pub async fn run(db: Db, bus: Bus, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut notifications = None;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         if notifications.is_none() {
             notifications = db.listen("bus_outbox").await.ok();
         }
         let wait = match publish_batch(&db, &bus).await {
             Ok(published) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 if published as i64 == BATCH {
                     continue;
                 }
                 POLL
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "outbox relay failed");
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?wait, "outbox relay failed");
                 // A new or restarted NATS server may not have the stream yet.
                 if let Err(e) = bus.events_stream().await {
                     tracing::debug!(error = %e, "events stream not reachable");
                 }
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 tokio::select! {
                     () = &mut shutdown => return,
                     () = tokio::time::sleep(wait) => {}

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::{Cache, CacheMode};
-use crate::db::Lsn;
+use crate::{backoff::Backoff, db::Lsn};
 
 impl Cache {
     /// Starts the listener and waits up to `wait` for its first subscription, so that an
@@ -33,7 +33,7 @@ impl Cache {
     async fn listen(&self, subscribed: tokio::sync::oneshot::Sender<()>) {
         let mut subscribed = Some(subscribed);
         let channel = self.channel();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
             match self.inner.redis.pubsub().await {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
@@ -42,7 +42,7 @@ impl Cache {
                         if let Some(first) = subscribed.take() {
                             let _ = first.send(());
                         }
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         tracing::info!(channel, "listening for cache invalidations");
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
@@ -66,8 +66,7 @@ impl Cache {
                 },
                 Err(e) => tracing::debug!(error = %e, "cannot connect for cache invalidations"),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 }

@@ -176,10 +176,10 @@ where
     }
 }
 
-/// The `{id}` of a resource path.
+/// The `{id}` of a resource path, as the resource's id type.
 #[derive(Debug, Clone, Copy, Deserialize)]
-pub struct IdPath {
-    pub id: i64,
+pub struct IdPath<Id> {
+    pub id: Id,
 }
 
 #[cfg(test)]

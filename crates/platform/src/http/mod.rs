@@ -7,11 +7,15 @@ mod extract;
 mod middleware;
 mod problem;
 pub(crate) mod red;
+mod route;
+mod scrape;
 mod selective;
 
 pub use extract::{IdPath, Json, Path, Query};
 pub use middleware::{fallback, layer};
 pub use problem::{FieldError, Problem};
+pub use route::{Feature, Policy, RateClass, Routes};
+pub use scrape::metrics_routes;
 pub use selective::{Selective, SelectiveLayer, SelectiveService, call_next};
 
 /// The response header that carries a write's consistency token, and the request header a

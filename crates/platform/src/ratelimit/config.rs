@@ -21,7 +21,7 @@ impl FromStr for Quota {
             .trim()
             .parse()
             .map_err(|_| format!("`{limit}` is not a whole number of requests"))?;
-        let window = parse_duration(window)?;
+        let window = parse_duration(window.trim()).map_err(|e| format!("`{window}`: {e}"))?;
         if limit == 0 || window.is_zero() {
             return Err("a quota needs at least one request and a non-zero window".into());
         }

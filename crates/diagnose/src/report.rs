@@ -133,7 +133,7 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::evidence::*;
+    use crate::evidence::*;
 
     #[test]
     fn the_text_leads_with_the_first_finding() {

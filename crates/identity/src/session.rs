@@ -4,17 +4,20 @@
 //! always issues a new token (no fixation); a logout deletes it.
 //!
 //! A session also remembers the consistency token of the newest write made with it (stored
-//! as `user role lsn`, the LSN in decimal), so that its reads see that write wherever they
-//! are served — read-your-writes across replicas, instances and browser tabs.
+//! as `user role lsn name`, the LSN in decimal or `-` before the first write), so that its
+//! reads see that write wherever they are served — read-your-writes across replicas,
+//! instances and browser tabs. It carries the user's display name too, so that an order
+//! records its customer's name without asking the accounts module.
 
 use std::{sync::LazyLock, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use contract::UserId;
 use platform::{InfraError, db::Lsn, redis::Redis};
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
-use crate::{Role, UserId};
+use crate::Role;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionConfig {
@@ -31,24 +34,28 @@ pub struct Sessions {
 }
 
 /// Who a valid session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub user_id: UserId,
     pub role: Role,
     /// The consistency token of the newest write made in this session.
     pub seen: Option<Lsn>,
+    /// The user's display name (absent in sessions stored before it was kept).
+    pub name: Option<String>,
 }
 
 /// Raises the session's remembered token, never lowers it (two writes may answer out of
-/// order), and keeps its TTL. Lua numbers are doubles: exact for LSNs below 2^53 (8 PiB of
-/// WAL).
+/// order), and keeps its TTL and the rest of the value. Lua numbers are doubles: exact for
+/// LSNs below 2^53 (8 PiB of WAL).
 const REMEMBER_WRITE: &str = r"
 local value = redis.call('GET', KEYS[1])
 if not value then return 0 end
-local user, role, seen = string.match(value, '^(%S+) (%S+) ?(%d*)$')
+local user, role, seen, name = string.match(value, '^(%S+) (%S+) ?([%d-]*) ?(.*)$')
 if not user then return 0 end
-if seen ~= '' and tonumber(seen) >= tonumber(ARGV[1]) then return 1 end
-redis.call('SET', KEYS[1], user .. ' ' .. role .. ' ' .. ARGV[1], 'KEEPTTL')
+if seen ~= '' and seen ~= '-' and tonumber(seen) >= tonumber(ARGV[1]) then return 1 end
+local rest = ''
+if name ~= '' then rest = ' ' .. name end
+redis.call('SET', KEYS[1], user .. ' ' .. role .. ' ' .. ARGV[1] .. rest, 'KEEPTTL')
 return 1
 ";
 
@@ -72,10 +79,15 @@ impl Sessions {
         self.redis.key(format_args!("session:{digest:x}"))
     }
 
-    /// Starts a session for `user_id`; returns its token.
-    pub async fn create(&self, user_id: UserId, role: Role) -> Result<String, InfraError> {
-        let token = URL_SAFE_NO_PAD.encode(generate_token_bytes());
-        let value = format!("{user_id} {}", role.as_str());
+    /// Starts a session for `user_id`, who goes by `name`; returns its token.
+    pub async fn create(
+        &self,
+        user_id: UserId,
+        role: Role,
+        name: &str,
+    ) -> Result<String, InfraError> {
+        let token = URL_SAFE_NO_PAD.encode(generate_token_bytes()?);
+        let value = format!("{user_id} {} - {name}", role.as_str());
         let mut conn = self.redis.conn();
         let _: () = Redis::timed(
             "session_create",
@@ -118,23 +130,25 @@ impl Sessions {
 }
 
 /// 32 bytes from the operating system's CSPRNG: a token's entropy.
-fn generate_token_bytes() -> [u8; 32] {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
+fn generate_token_bytes() -> Result<[u8; 32], InfraError> {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
-    bytes
+    getrandom::fill(&mut bytes).map_err(InfraError::unexpected)?;
+    Ok(bytes)
 }
 
+/// `user role [lsn|-] [name]`: values stored before the name was kept have no name, and
+/// before the first write no LSN.
 fn parse_value(value: &str) -> Option<Session> {
-    let mut parts = value.split(' ');
-    let (id, role, seen) = (parts.next()?, parts.next()?, parts.next());
+    let mut parts = value.splitn(4, ' ');
+    let (id, role, seen, name) = (parts.next()?, parts.next()?, parts.next(), parts.next());
     Some(Session {
-        user_id: id.parse().ok()?,
+        user_id: UserId::new(id.parse().ok()?),
         role: Role::parse(role)?,
         seen: match seen {
+            None | Some("-") => None,
             Some(lsn) => Some(Lsn(lsn.parse().ok()?)),
-            None => None,
         },
+        name: name.filter(|n| !n.is_empty()).map(str::to_owned),
     })
 }
 
@@ -144,21 +158,26 @@ mod tests {
 
     #[test]
     fn stored_values_round_trip() {
-        assert_eq!(
-            parse_value("42 admin"),
+        let session = |role, seen, name: Option<&str>| {
             Some(Session {
-                user_id: 42,
-                role: Role::Admin,
-                seen: None,
+                user_id: UserId::new(42),
+                role,
+                seen,
+                name: name.map(str::to_owned),
             })
-        );
+        };
+        assert_eq!(parse_value("42 admin"), session(Role::Admin, None, None));
         assert_eq!(
             parse_value("42 customer 97189352"),
-            Some(Session {
-                user_id: 42,
-                role: Role::Customer,
-                seen: Some(Lsn(97_189_352)),
-            })
+            session(Role::Customer, Some(Lsn(97_189_352)), None)
+        );
+        assert_eq!(
+            parse_value("42 customer - Ada Lovelace"),
+            session(Role::Customer, None, Some("Ada Lovelace"))
+        );
+        assert_eq!(
+            parse_value("42 customer 97189352 Ada Lovelace"),
+            session(Role::Customer, Some(Lsn(97_189_352)), Some("Ada Lovelace"))
         );
         assert_eq!(parse_value("42 customer 0/5CB0FE8"), None);
         assert_eq!(parse_value("42"), None);

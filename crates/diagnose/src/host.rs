@@ -1,10 +1,7 @@
-//! The processor over the window, from `/proc` and the cgroup: how many cores Keel's
+//! The processor over the window, from `/proc` (through procfs) and the cgroup: how many cores Keel's
 //! processes used, how busy the machine was, and how long the CPU limit throttled it.
 
 use std::collections::HashMap;
-
-/// Clock ticks per second of `/proc`'s CPU times (USER_HZ: 100 on Linux's common builds).
-const TICKS: f64 = 100.0;
 
 /// Cumulative CPU counters at one moment.
 #[derive(Debug, Default, Clone)]
@@ -22,28 +19,22 @@ pub(super) struct CpuCounters {
 /// named `keel`.
 pub(super) fn counters(pids: &[u32]) -> CpuCounters {
     let (mut keel, mut postgres) = (HashMap::new(), HashMap::new());
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Some((comm, ticks)) = process_ticks(pid) else {
-                continue;
-            };
-            let keels = if pids.is_empty() {
-                comm == "keel"
-            } else {
-                pids.contains(&pid)
-            };
-            if keels {
-                keel.insert(pid, ticks);
-            } else if comm.starts_with("postgres") {
-                postgres.insert(pid, ticks);
-            }
+    let processes = procfs::process::all_processes().into_iter().flatten();
+    // A process that exits while it is read is simply not counted.
+    for stat in processes.filter_map(|p| p.ok()?.stat().ok()) {
+        let Ok(pid) = u32::try_from(stat.pid) else {
+            continue;
+        };
+        let ticks = (stat.utime + stat.stime) as f64;
+        let keels = if pids.is_empty() {
+            stat.comm == "keel"
+        } else {
+            pids.contains(&pid)
+        };
+        if keels {
+            keel.insert(pid, ticks);
+        } else if stat.comm.starts_with("postgres") {
+            postgres.insert(pid, ticks);
         }
     }
     let (machine_busy, machine_total) = machine_ticks().unwrap_or_default();
@@ -72,7 +63,7 @@ pub(super) fn cpu(
     };
     let cores_of = |ticks: f64| {
         if window_secs > 0.0 {
-            ticks / TICKS / window_secs
+            ticks / procfs::ticks_per_second() as f64 / window_secs
         } else {
             0.0
         }
@@ -92,36 +83,18 @@ pub(super) fn cpu(
     }
 }
 
-/// A process's name and CPU ticks from `/proc/PID/stat`.
-fn process_ticks(pid: u32) -> Option<(String, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_process_stat(&stat)
-}
-
-fn parse_process_stat(stat: &str) -> Option<(String, f64)> {
-    // The name is in parentheses and may itself hold spaces or parentheses.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-    // After the name: state is field 3 of the man page, utime 14 and stime 15.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
-}
-
-/// Busy and total ticks of all cores, from the first line of `/proc/stat`.
+/// The machine's busy and total CPU ticks since boot.
 fn machine_ticks() -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?;
-    let values: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = values.iter().take(8).sum();
-    let idle = values.get(3)? + values.get(4).unwrap_or(&0.0);
-    Some((total - idle, total))
+    use procfs::CurrentSI;
+    let total = procfs::KernelStats::current().ok()?.total;
+    let busy = total.user
+        + total.nice
+        + total.system
+        + total.irq.unwrap_or(0)
+        + total.softirq.unwrap_or(0)
+        + total.steal.unwrap_or(0);
+    let idle = total.idle + total.iowait.unwrap_or(0);
+    Some((busy as f64, (busy + idle) as f64))
 }
 
 /// Seconds the cgroup has been throttled: cgroup v2 `throttled_usec`, or v1 `throttled_time`.
@@ -141,16 +114,6 @@ fn stat_value(stat: &str, key: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn process_stat_with_an_awkward_name() {
-        let stat =
-            "4242 (keel (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
-        assert_eq!(
-            parse_process_stat(stat),
-            Some(("keel (x) y".to_owned(), 300.0))
-        );
-    }
 
     #[test]
     fn cgroup_throttling() {

@@ -173,7 +173,7 @@ pub(super) fn attribute(e: &Evidence) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::evidence::*;
+    use crate::evidence::*;
 
     /// A window of 1 000 requests taking 10 s in all, with nothing else measured.
     fn window() -> Evidence {

@@ -2,7 +2,7 @@
 //! called by [`super::attribute`] when its layer holds a share of the request time.
 
 use super::{Breakdown, Finding, LARGE_SCAN_ROWS, Layer, SATURATED};
-use crate::diagnose::evidence::{Evidence, Statement, TableScans};
+use crate::evidence::{Evidence, Statement, TableScans};
 
 fn ms(secs: f64) -> String {
     format!("{:.1} ms", secs * 1000.0)

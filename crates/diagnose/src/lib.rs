@@ -1,7 +1,7 @@
 //! `keel diagnose`: watches a running deployment for a window while traffic flows — the
 //! instances' `/metrics`, PostgreSQL's statistics, Redis's command stats, the CPU — and
 //! ranks where the request time goes, with the numbers and the pattern that addresses it.
-//! Seed 000's first rule: find the real bottleneck before scaling anything.
+//! The first rule of scaling: find the real bottleneck before adding anything.
 
 mod attribution;
 mod evidence;

@@ -5,9 +5,14 @@ use axum::{
     extract::{FromRef, FromRequestParts},
     http::{HeaderMap, header, request::Parts},
 };
+use axum_extra::{
+    extract::CookieJar,
+    headers::{Authorization, Header, authorization::Bearer},
+};
+use contract::UserId;
 use platform::{InfraError, db::Lsn, http::Problem};
 
-use crate::{Role, Sessions, UserId};
+use crate::{Role, Sessions};
 
 /// The name of the session cookie.
 pub const COOKIE: &str = "keel_session";
@@ -19,10 +24,17 @@ pub struct CurrentUser {
     pub role: Role,
     /// The consistency token of the newest write made in this session.
     pub seen: Option<Lsn>,
-    pub(crate) token: String,
+    /// The name the user goes by (absent in sessions stored before it was kept).
+    pub name: Option<String>,
+    token: String,
 }
 
 impl CurrentUser {
+    /// The session token the request came with (to end the session, or remember a write).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// A 403 unless the caller is an admin.
     pub fn require_admin(&self) -> Result<(), Problem> {
         match self.role {
@@ -63,34 +75,24 @@ pub async fn authenticate(
     let Some(token) = session_token(headers) else {
         return Ok(None);
     };
-    Ok(sessions.find(token).await?.map(|session| CurrentUser {
+    Ok(sessions.find(&token).await?.map(|session| CurrentUser {
         id: session.user_id,
         role: session.role,
         seen: session.seen,
-        token: token.to_owned(),
+        name: session.name,
+        token,
     }))
 }
 
 /// The bearer token, or else the session cookie.
-pub fn session_token(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    bearer.map(str::trim).or_else(|| {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                (name == COOKIE).then_some(value)
-            })
-    })
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    if let Ok(Authorization(bearer)) = Authorization::<Bearer>::decode(&mut authorization) {
+        return Some(bearer.token().trim().to_owned());
+    }
+    CookieJar::from_headers(headers)
+        .get(COOKIE)
+        .map(|cookie| cookie.value().to_owned())
 }
 
 #[cfg(test)]
@@ -105,12 +107,17 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; keel_session=fromcookie"),
         );
-        assert_eq!(session_token(&headers), Some("fromcookie"));
+        assert_eq!(session_token(&headers).as_deref(), Some("fromcookie"));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer frombearer"),
         );
-        assert_eq!(session_token(&headers), Some("frombearer"));
+        assert_eq!(session_token(&headers).as_deref(), Some("frombearer"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer lowercase"),
+        );
+        assert_eq!(session_token(&headers).as_deref(), Some("lowercase"));
     }
 
     #[test]
