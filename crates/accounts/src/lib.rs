@@ -14,10 +14,11 @@ mod user;
 
 pub use error::Error;
 pub use http::{ApiDoc, routes};
-pub use login::{LoginRequest, LoginResponse, current_user, login, logout};
-pub use password::Password;
-pub use register::{RegisterRequest, promote_to_admin, register};
-pub use user::{Email, Name, User};
+pub(crate) use login::{LoginRequest, LoginResponse, login};
+pub use register::promote_to_admin;
+pub(crate) use register::{RegisterRequest, register};
+pub use user::Email;
+pub(crate) use user::User;
 
 use identity::Sessions;
 use platform::db::{Db, Migration};

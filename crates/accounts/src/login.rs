@@ -9,7 +9,7 @@ use crate::{Accounts, Email, Error, User, password};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     #[schema(value_type = String, format = "email")]
     pub email: Email,
     #[schema(value_type = String, format = Password)]
@@ -19,7 +19,7 @@ pub struct LoginRequest {
 /// A password offered at login: only bounded, so a huge one cannot buy a long hash.
 #[derive(Deserialize)]
 #[serde(try_from = "String")]
-pub struct LoginPassword(String);
+pub(crate) struct LoginPassword(String);
 
 impl std::fmt::Debug for LoginPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +40,7 @@ impl TryFrom<String> for LoginPassword {
 
 /// A new session. The token also comes as the `keel_session` cookie.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LoginResponse {
+pub(crate) struct LoginResponse {
     pub token: String,
     pub token_type: &'static str,
     /// Seconds the session lives without use.
@@ -49,7 +49,10 @@ pub struct LoginResponse {
 }
 
 /// Checks the credentials and starts a new session.
-pub async fn login(accounts: &Accounts, request: LoginRequest) -> Result<LoginResponse, Error> {
+pub(crate) async fn login(
+    accounts: &Accounts,
+    request: LoginRequest,
+) -> Result<LoginResponse, Error> {
     let db = accounts.db.write().await?;
     let statement = db
         .prepare_cached(
@@ -84,12 +87,12 @@ pub async fn login(accounts: &Accounts, request: LoginRequest) -> Result<LoginRe
 }
 
 /// Ends the caller's session.
-pub async fn logout(accounts: &Accounts, user: &CurrentUser) -> Result<(), Error> {
+pub(crate) async fn logout(accounts: &Accounts, user: &CurrentUser) -> Result<(), Error> {
     Ok(accounts.sessions.revoke(user.token()).await?)
 }
 
 /// The caller's account.
-pub async fn current_user(accounts: &Accounts, user: &CurrentUser) -> Result<User, Error> {
+pub(crate) async fn current_user(accounts: &Accounts, user: &CurrentUser) -> Result<User, Error> {
     let db = accounts.db.read().await?;
     let statement = db
         .prepare_cached(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// A new password: 8 to 128 characters (NIST SP 800-63B: length, not composition rules).
 #[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Password(String);
+pub(crate) struct Password(String);
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,7 +23,7 @@ impl std::fmt::Debug for Password {
 }
 
 impl Password {
-    pub fn parse(text: String) -> Result<Self, String> {
+    pub(crate) fn parse(text: String) -> Result<Self, String> {
         match text.chars().count() {
             0..8 => Err("must be at least 8 characters".into()),
             8..=128 => Ok(Self(text)),
@@ -31,7 +31,7 @@ impl Password {
         }
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -10,7 +10,7 @@ use crate::{Accounts, Email, Error, User, password, user::Name};
 /// unknown field such as `role` is rejected.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
+pub(crate) struct RegisterRequest {
     #[schema(value_type = String, format = "email", example = "ada@example.com")]
     pub email: Email,
     #[schema(value_type = String, example = "Ada Lovelace")]
@@ -20,7 +20,7 @@ pub struct RegisterRequest {
 }
 
 /// Creates a customer account.
-pub async fn register(accounts: &Accounts, request: RegisterRequest) -> Result<User, Error> {
+pub(crate) async fn register(accounts: &Accounts, request: RegisterRequest) -> Result<User, Error> {
     let hash = password::hash(request.password.expose().to_owned()).await?;
     let db = accounts.db.write().await?;
     let statement = db

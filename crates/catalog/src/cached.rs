@@ -19,10 +19,6 @@ impl ProductCache {
         Self(cache)
     }
 
-    pub fn cache(&self) -> &Cache {
-        &self.0
-    }
-
     /// The product's JSON, from the nearest layer that has it and shows every write up to
     /// the reader's `token`.
     pub async fn get_json(

@@ -17,7 +17,7 @@ use crate::{
 
 /// Product listings and their filters (`GET /products`): uncached keyset queries an operator
 /// can switch off under load. A product's own page stays.
-pub static PRODUCT_LISTING: Feature = Feature {
+pub(crate) static PRODUCT_LISTING: Feature = Feature {
     name: "product-listing",
 };
 

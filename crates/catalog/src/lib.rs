@@ -13,16 +13,14 @@ mod stock;
 mod write;
 
 pub use cached::ProductCache;
-pub use contract::ProductId;
-pub use error::Error;
-pub use http::{ApiDoc, PRODUCT_LISTING, routes};
-pub use product::{Category, Description, Money, Product, ProductName, Sku};
-pub use query::{ProductFilter, ProductPage, list_products};
-pub use stock::{
-    Quantity, ReserveError, ReservedLine, StockLevel, StockRequest, release_stock, reserve_stock,
-    set_stock,
-};
-pub use write::{NewProduct, ProductChanges, create_product, update_product};
+pub(crate) use contract::ProductId;
+pub(crate) use error::Error;
+pub use http::{ApiDoc, routes};
+pub(crate) use product::{Category, Description, Money, Product, ProductName, Sku};
+pub(crate) use query::{ProductFilter, ProductPage};
+pub(crate) use stock::StockLevel;
+pub use stock::{Quantity, ReserveError, StockRequest, release_stock, reserve_stock};
+pub(crate) use write::{NewProduct, ProductChanges};
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use contract::ProductId;
 
 /// A product as the API shows it, with its stock on hand.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Product {
+pub(crate) struct Product {
     #[schema(value_type = i64)]
     pub id: ProductId,
     pub sku: String,

@@ -3,7 +3,7 @@
 
 use platform::{
     db::{Connection, Db, Lsn},
-    page::PageSize,
+    page::{Page, PageSize},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,7 +31,7 @@ pub(crate) async fn fetch_product(client: &Connection, id: ProductId) -> Result<
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ProductFilter {
+pub(crate) struct ProductFilter {
     /// Only this category.
     #[param(value_type = Option<String>)]
     pub category: Option<Category>,
@@ -51,7 +51,7 @@ pub struct ProductFilter {
 
 /// A page of products in id order.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ProductPage {
+pub(crate) struct ProductPage {
     pub items: Vec<Product>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,7 +61,7 @@ pub struct ProductPage {
 
 /// A keyset page of products. Each filter combination gets its own SQL text, so each gets a
 /// prepared plan that uses the index made for it: `(category, id)` or `(price_cents, id)`.
-pub async fn list_products(
+pub(crate) async fn list_products(
     db: &Db,
     token: Option<Lsn>,
     filter: &ProductFilter,
@@ -74,7 +74,8 @@ pub async fn list_products(
             });
         }
     }
-    let limit = filter.limit.unwrap_or_default().get();
+    let size = filter.limit.unwrap_or_default();
+    let limit = size.get();
     let category = filter.category.as_ref().map(Category::as_str);
     let min = filter.min_price.map(Money::cents);
     let max = filter.max_price.map(Money::cents);
@@ -114,8 +115,6 @@ pub async fn list_products(
         })
         .await?;
     let items: Vec<Product> = rows.iter().map(Product::from_row).collect();
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|p| p.id))
-        .flatten();
+    let Page { items, next_after } = Page::keyset(items, size, |p| p.id);
     Ok(ProductPage { items, next_after })
 }

@@ -45,6 +45,14 @@ impl SplitMix {
     }
 }
 
+/// Whether the catalog has any product yet.
+pub async fn has_products(client: &Client) -> Result<bool, InfraError> {
+    let row = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM catalog.products)", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Adds `count` products with stock; `progress` is called with the running total.
 pub async fn products(
     client: &Client,

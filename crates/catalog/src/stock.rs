@@ -149,7 +149,7 @@ pub async fn release_stock(
 }
 
 /// Sets the units on hand of `product_id`; returns the product as it now is.
-pub async fn set_stock(
+pub(crate) async fn set_stock(
     db: &impl GenericClient,
     product_id: ProductId,
     level: StockLevel,

@@ -12,7 +12,7 @@ use crate::{
 /// A new product. Ids and timestamps are the server's: unknown fields are rejected.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewProduct {
+pub(crate) struct NewProduct {
     #[schema(value_type = String, example = "LAMP-001")]
     pub sku: Sku,
     #[schema(value_type = String, example = "Desk lamp")]
@@ -32,7 +32,7 @@ pub struct NewProduct {
 /// Changes to a product; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProductChanges {
+pub(crate) struct ProductChanges {
     #[schema(value_type = Option<String>)]
     pub name: Option<ProductName>,
     #[schema(value_type = Option<String>)]
@@ -44,7 +44,10 @@ pub struct ProductChanges {
 }
 
 /// Creates a product and its stock row in one statement.
-pub async fn create_product(db: &impl GenericClient, new: &NewProduct) -> Result<Product, Error> {
+pub(crate) async fn create_product(
+    db: &impl GenericClient,
+    new: &NewProduct,
+) -> Result<Product, Error> {
     let statement = db
         .prepare_cached(&format!(
             "WITH p AS (
@@ -77,7 +80,7 @@ pub async fn create_product(db: &impl GenericClient, new: &NewProduct) -> Result
 }
 
 /// Applies `changes` to the product `id`.
-pub async fn update_product(
+pub(crate) async fn update_product(
     db: &impl GenericClient,
     id: ProductId,
     changes: &ProductChanges,

@@ -4,6 +4,7 @@
 
 mod events;
 mod id;
+mod page;
 mod status;
 
 pub use events::{
@@ -11,4 +12,5 @@ pub use events::{
     ShipmentCreated, UnknownEvent,
 };
 pub use id::{OrderId, ProductId, UserId};
+pub use page::OrderPageRequest;
 pub use status::OrderStatus;

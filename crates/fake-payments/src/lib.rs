@@ -42,14 +42,11 @@ pub struct Behaviour {
     pub decline_over_cents: i64,
 }
 
+/// A provider that answers at once and never fails: the flags' declared defaults.
 impl Default for Behaviour {
     fn default() -> Self {
-        Self {
-            latency: Duration::ZERO,
-            error_rate: 0.0,
-            hang_rate: 0.0,
-            decline_over_cents: i64::MAX,
-        }
+        // The declared defaults parse: the test below runs them.
+        platform::config::defaults().expect("the declared defaults parse")
     }
 }
 
@@ -301,4 +298,18 @@ async fn set_behaviour(
     *provider.behaviour.lock().unwrap_or_else(|e| e.into_inner()) = behaviour.clone();
     tracing::info!(?behaviour, "fake payment provider behaviour changed");
     Json(behaviour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_provider_behaves() {
+        let behaviour = Behaviour::default();
+        assert_eq!(behaviour.latency, Duration::ZERO);
+        assert_eq!(behaviour.error_rate, 0.0);
+        assert_eq!(behaviour.hang_rate, 0.0);
+        assert_eq!(behaviour.decline_over_cents, i64::MAX);
+    }
 }

@@ -15,4 +15,3 @@ pub mod worker;
 
 pub use app::{Application, StartError, migrate, router};
 pub use config::{Config, MaintenanceConfig, WorkerConfig};
-pub use features::Features;

@@ -182,7 +182,7 @@ mod tests {
         );
         let config = RateLimitConfig {
             trusted_proxies: trusted.iter().map(|ip| ip.parse().unwrap()).collect(),
-            ..RateLimitConfig::default()
+            ..platform::config::defaults().unwrap()
         };
         Limits::new(RateLimiter::new(redis), sessions, &config)
     }

@@ -21,13 +21,8 @@ pub struct SeedSizes {
 /// seeded (with `if_empty`, a catalog that has products is left alone).
 pub async fn seed(db: &Db, sizes: SeedSizes) -> Result<bool, InfraError> {
     let client = db.write().await?;
-    if sizes.if_empty {
-        let row = client
-            .query_one("SELECT EXISTS (SELECT 1 FROM catalog.products)", &[])
-            .await?;
-        if row.get::<_, bool>(0) {
-            return Ok(false);
-        }
+    if sizes.if_empty && catalog::seed::has_products(&client).await? {
+        return Ok(false);
     }
 
     let bar = progress(sizes.users, "users");

@@ -10,7 +10,11 @@ use crate::{Error, Order, OrderId, OrderStatus, query};
 pub const BY_CUSTOMER: &str = "cancelled by the customer";
 
 /// Asks for order `id` of `user_id` to be cancelled; asking twice is the same as once.
-pub async fn request_cancellation(db: &Db, user_id: UserId, id: OrderId) -> Result<Order, Error> {
+pub(crate) async fn request_cancellation(
+    db: &Db,
+    user_id: UserId,
+    id: OrderId,
+) -> Result<Order, Error> {
     let client = db.write().await?;
     let statement = client
         .prepare_cached(

@@ -5,6 +5,7 @@ use axum::{
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
+use contract::OrderPageRequest;
 use identity::{CurrentUser, ReadToken, Sessions};
 use platform::{
     http::{IdPath, Json, Path, Policy, Problem, Query, Routes},
@@ -13,8 +14,8 @@ use platform::{
 use utoipa::OpenApi;
 
 use crate::{
-    Error, HistoryEntry, LineRequest, Order, OrderId, OrderLine, OrderPage, OrderPageRequest,
-    OrderStatus, Orders, PlaceOrder, Placed, place, query,
+    Error, HistoryEntry, LineRequest, Order, OrderId, OrderLine, OrderPage, OrderStatus, Orders,
+    PlaceOrder, Placed, place, query,
 };
 
 /// The orders routes: a customer's own orders.

@@ -17,16 +17,15 @@ pub mod saga;
 mod shipping;
 mod worker;
 
-pub use cancel::{BY_CUSTOMER, request_cancellation};
-pub use contract::{OrderId, OrderLine, OrderStatus};
-pub use error::Error;
+pub use cancel::BY_CUSTOMER;
+pub(crate) use cancel::request_cancellation;
+pub(crate) use contract::{OrderId, OrderLine, OrderStatus};
+pub(crate) use error::Error;
 pub use http::{ApiDoc, routes};
-pub use order::{HistoryEntry, Order};
-pub use place::{
-    Customer, LineRequest, Lines, MAX_LINES, PlaceOrder, Placed, place_order, place_order_once,
-};
-pub use query::{OrderPage, OrderPageRequest, get_order, list_orders};
-pub use saga::{OrderMode, Saga, SagaConfig, charge_key};
+pub(crate) use order::{HistoryEntry, Order};
+pub(crate) use place::{LineRequest, PlaceOrder, Placed};
+pub(crate) use query::OrderPage;
+pub use saga::{OrderMode, Saga, SagaConfig};
 pub use worker::{SAGA_CONSUMER, handle_order_placed};
 
 use platform::db::{Db, Migration};

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Order {
+pub(crate) struct Order {
     #[schema(value_type = i64)]
     pub id: OrderId,
     pub status: OrderStatus,
@@ -26,7 +26,7 @@ pub struct Order {
 
 /// A state an order reached, and when.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     pub status: OrderStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

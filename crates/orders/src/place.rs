@@ -25,20 +25,20 @@ use crate::{
 };
 
 /// The most lines one order may have.
-pub const MAX_LINES: usize = 50;
+pub(crate) const MAX_LINES: usize = 50;
 
 /// An order to place. Prices, totals and status are the server's: unknown fields such as
 /// `price` or `status` are rejected.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PlaceOrder {
+pub(crate) struct PlaceOrder {
     #[schema(value_type = Vec<LineRequest>, min_items = 1, max_items = 50)]
     pub lines: Lines,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LineRequest {
+pub(crate) struct LineRequest {
     #[schema(value_type = i64)]
     pub product_id: ProductId,
     #[schema(value_type = i32, minimum = 1, maximum = 1000)]
@@ -48,7 +48,7 @@ pub struct LineRequest {
 /// 1 to 50 lines, each product on one line only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "Vec<LineRequest>")]
-pub struct Lines(Vec<LineRequest>);
+pub(crate) struct Lines(Vec<LineRequest>);
 
 impl TryFrom<Vec<LineRequest>> for Lines {
     type Error = String;
@@ -69,7 +69,7 @@ impl TryFrom<Vec<LineRequest>> for Lines {
 }
 
 impl Lines {
-    pub fn as_slice(&self) -> &[LineRequest] {
+    pub(crate) fn as_slice(&self) -> &[LineRequest] {
         &self.0
     }
 }
@@ -77,7 +77,7 @@ impl Lines {
 /// Who places an order: the customer's id, and the name the order's event records (so read
 /// models need not ask the accounts module).
 #[derive(Debug, Clone)]
-pub struct Customer {
+pub(crate) struct Customer {
     pub id: UserId,
     pub name: Option<String>,
 }
@@ -93,7 +93,7 @@ impl From<&CurrentUser> for Customer {
 
 /// The outcome of [`place_order_once`].
 #[derive(Debug)]
-pub enum Placed {
+pub(crate) enum Placed {
     /// A new order and its response, as stored for replays.
     Created(StoredResponse),
     /// The key was used for this request before: its stored response.
@@ -108,7 +108,7 @@ pub enum Placed {
 /// In async mode the answer is 202 with the order as stored; in sync mode the saga runs
 /// first and the answer is 201 with the order as the saga left it (and the stored response
 /// is brought up to date, so a replay shows the outcome too).
-pub async fn place_order_once(
+pub(crate) async fn place_order_once(
     db: &Db,
     products: &ProductCache,
     saga: &Saga,
@@ -223,7 +223,7 @@ async fn run_inline(
 /// Writes the order inside `tx`: reserves the stock, fixes each line's price, inserts the
 /// order with its lines and first history, and appends `OrderPlaced` to the outbox. With a
 /// `lease`, the caller runs the saga itself and the worker leaves the order alone that long.
-pub async fn place_order(
+pub(crate) async fn place_order(
     tx: &impl GenericClient,
     customer: &Customer,
     request: &PlaceOrder,

@@ -1,14 +1,14 @@
 //! Reading a customer's own orders, each with its lines (and, for one order, its history),
 //! in one query.
 
-use contract::UserId;
+use contract::{OrderPageRequest, UserId};
 use platform::{
     db::{Connection, Db, Lsn},
-    page::PageSize,
+    page::Page,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_postgres::types::Json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::{Error, HistoryEntry, Order, OrderId, OrderLine, OrderStatus};
 
@@ -66,7 +66,7 @@ fn order_from_row(row: &tokio_postgres::Row) -> Result<Order, Error> {
 /// The order `id`, if it belongs to `user_id`; another user's order is as absent as a
 /// missing one, so ids reveal nothing.
 /// Read on a replica that has `token` (the caller's newest write), or on the primary.
-pub async fn get_order(
+pub(crate) async fn get_order(
     db: &Db,
     token: Option<Lsn>,
     user_id: UserId,
@@ -107,21 +107,9 @@ async fn fetch_one(
     order_from_row(&row)
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct OrderPageRequest {
-    /// The `next_after` of the previous page.
-    #[param(value_type = Option<i64>)]
-    pub after: Option<OrderId>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<i64>)]
-    pub limit: Option<PageSize>,
-}
-
 /// A page of orders, newest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPage {
+pub(crate) struct OrderPage {
     pub items: Vec<Order>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,14 +118,14 @@ pub struct OrderPage {
 }
 
 /// The orders of `user_id`, newest first, in keyset pages over `(user_id, id DESC)`.
-pub async fn list_orders(
+pub(crate) async fn list_orders(
     db: &Db,
     token: Option<Lsn>,
     user_id: UserId,
     page: &OrderPageRequest,
 ) -> Result<OrderPage, Error> {
-    let limit = page.limit.unwrap_or_default().get();
-    let before = page.after.unwrap_or(OrderId::new(i64::MAX));
+    let (size, before) = page.keyset();
+    let limit = size.get();
     let rows = db
         .with_read(token, |client| async move {
             let statement = client
@@ -158,8 +146,6 @@ pub async fn list_orders(
         .iter()
         .map(order_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|o| o.id))
-        .flatten();
+    let Page { items, next_after } = Page::keyset(items, size, |o| o.id);
     Ok(OrderPage { items, next_after })
 }

@@ -93,6 +93,13 @@ pub struct HttpConfig {
     pub body_limit: usize,
 }
 
+/// A configuration as its flags declare it by default, whatever the environment holds: the
+/// defaults live in one place, the `#[arg]` attributes (tests start from these).
+pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error> {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    T::from_arg_matches(&command.try_get_matches_from(["defaults"])?)
+}
+
 /// Parses a duration as people write it: `250ms`, `2s`, `5m`, `24h`, `1h 30m`.
 pub use humantime::parse_duration;
 
@@ -116,6 +123,16 @@ mod tests {
             parse_duration("1h 30m").ok(),
             Some(Duration::from_secs(5_400))
         );
+    }
+
+    #[test]
+    fn defaults_are_the_declared_ones() {
+        let http: HttpConfig = defaults().unwrap();
+        assert_eq!(http.request_timeout, Duration::from_secs(10));
+        assert_eq!(http.body_limit, 64 * 1024);
+        let redis: RedisConfig = defaults().unwrap();
+        assert_eq!(redis.key_prefix, "keel:");
+        assert_eq!(redis.timeout, Duration::from_millis(250));
     }
 
     #[test]

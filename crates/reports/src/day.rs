@@ -7,12 +7,12 @@ use time::{Date, macros::format_description};
 
 /// A day, parsed from `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Day(pub Date);
+pub(crate) struct Day(pub Date);
 
 /// Text that is not a `YYYY-MM-DD` day.
 #[derive(Debug, thiserror::Error)]
 #[error("must be a day like 2026-11-23")]
-pub struct InvalidDay;
+pub(crate) struct InvalidDay;
 
 impl FromStr for Day {
     type Err = InvalidDay;

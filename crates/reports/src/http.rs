@@ -1,17 +1,18 @@
 //! The reports routes: thin handlers over the read-model queries.
 
 use axum::extract::{FromRef, State};
+use contract::OrderPageRequest;
 use identity::{CurrentUser, ReadToken, Sessions};
 use platform::http::{Feature, Policy, Problem, Query, Routes};
 use utoipa::OpenApi;
 
 use crate::{
-    CustomerStats, DailySales, Error, HistoryPageRequest, OrderHistory, OrderSummary, Reports,
-    SalesFilter, SalesReport, query,
+    CustomerStats, DailySales, Error, OrderHistory, OrderSummary, Reports, SalesFilter,
+    SalesReport, query,
 };
 
 /// The read models (`/reports/*`): an operator can switch them off under load.
-pub static REPORTS: Feature = Feature { name: "reports" };
+pub(crate) static REPORTS: Feature = Feature { name: "reports" };
 
 /// The reports routes.
 pub fn routes<S>() -> Routes<S>
@@ -36,14 +37,14 @@ pub struct ApiDoc;
 
 /// The current user's order history from the read model, newest first, in keyset pages.
 /// It trails the orders by the projection's lag; `GET /orders` reads the orders themselves.
-#[utoipa::path(get, path = "/reports/my-orders", tag = "reports", params(HistoryPageRequest),
+#[utoipa::path(get, path = "/reports/my-orders", tag = "reports", params(OrderPageRequest),
     security(("session" = [])),
     responses((status = 200, body = OrderHistory), (status = 401, body = Problem)))]
 async fn my_orders(
     State(reports): State<Reports>,
     user: CurrentUser,
     ReadToken(token): ReadToken,
-    Query(page): Query<HistoryPageRequest>,
+    Query(page): Query<OrderPageRequest>,
 ) -> Result<axum::Json<OrderHistory>, Error> {
     Ok(axum::Json(
         query::order_history(&reports.db, token, user.id, &page).await?,

@@ -14,13 +14,11 @@ mod query;
 mod rebuild;
 mod retention;
 
-pub use day::{Day, InvalidDay};
 pub use error::Error;
-pub use http::{ApiDoc, REPORTS, routes};
+pub use http::{ApiDoc, routes};
 pub use live::{PROJECTOR, project_event};
-pub use query::{
-    CustomerStats, DailySales, HistoryPageRequest, OrderHistory, OrderSummary, SalesFilter,
-    SalesReport, customer_stats, order_history, sales_report,
+pub(crate) use query::{
+    CustomerStats, DailySales, OrderHistory, OrderSummary, SalesFilter, SalesReport,
 };
 pub use rebuild::{Rebuilt, rebuild};
 pub use retention::forget_applied_events;

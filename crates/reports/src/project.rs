@@ -78,8 +78,12 @@ pub(crate) async fn apply(
         OrderEvent::ShipmentCreated(e) => {
             advance(tx, schema, e.order_id, OrderStatus::ShipmentCreated, at).await?
         }
-        OrderEvent::Confirmed(e) => confirmed(tx, schema, e.order_id, at).await?,
-        OrderEvent::Cancelled(e) => cancelled(tx, schema, e.order_id, at).await?,
+        OrderEvent::Confirmed(e) => {
+            advance(tx, schema, e.order_id, OrderStatus::Confirmed, at).await?
+        }
+        OrderEvent::Cancelled(e) => {
+            advance(tx, schema, e.order_id, OrderStatus::Cancelled, at).await?
+        }
     };
     if known {
         return Ok(Applied::Done);
@@ -144,7 +148,8 @@ async fn placed(
     Ok(())
 }
 
-/// Moves the order's summary forward to `status`; false when there is no summary yet.
+/// Moves the order's summary forward to `status` — never back: its rank must rise — with
+/// what that status means for the other read models; false when there is no summary yet.
 async fn advance(
     tx: &impl GenericClient,
     schema: &str,
@@ -152,113 +157,61 @@ async fn advance(
     status: OrderStatus,
     at: OffsetDateTime,
 ) -> Result<bool, ApplyError> {
+    let (effects, name) = match status {
+        // A sale: the customer's spending and the products' daily sales.
+        OrderStatus::Confirmed => (
+            format!(
+                ", c AS (
+                    UPDATE {schema}.customer_stats s
+                       SET orders_confirmed = s.orders_confirmed + 1,
+                           spent_cents = s.spent_cents + o.total_cents
+                      FROM o WHERE s.customer_id = o.customer_id
+                 ), p AS (
+                    INSERT INTO {schema}.product_sales_daily AS d
+                        (day, product_id, product_name, units, revenue_cents, orders)
+                    SELECT (o.placed_at AT TIME ZONE 'UTC')::date, l.product_id, l.product_name,
+                           l.quantity, l.quantity * l.unit_price_cents, 1
+                      FROM o, jsonb_to_recordset(o.lines)
+                           AS l (product_id bigint, product_name text, quantity bigint,
+                                 unit_price_cents bigint)
+                    ON CONFLICT (day, product_id) DO UPDATE
+                       SET units = d.units + EXCLUDED.units,
+                           revenue_cents = d.revenue_cents + EXCLUDED.revenue_cents,
+                           orders = d.orders + 1,
+                           product_name = EXCLUDED.product_name
+                 )"
+            ),
+            "reports.project_confirmed",
+        ),
+        OrderStatus::Cancelled => (
+            format!(
+                ", c AS (
+                    UPDATE {schema}.customer_stats s
+                       SET orders_cancelled = s.orders_cancelled + 1
+                      FROM o WHERE s.customer_id = o.customer_id
+                 )"
+            ),
+            "reports.project_cancelled",
+        ),
+        _ => (String::new(), "reports.project_step"),
+    };
     let statement = tx
         .prepare_cached(&format!(
-            "WITH u AS (
+            "WITH o AS (
                 UPDATE {schema}.order_summaries
                    SET status = $2, status_rank = $3, updated_at = $4,
                        projected_at = clock_timestamp()
                  WHERE order_id = $1 AND status_rank < $3
-             )
+             RETURNING customer_id, total_cents, placed_at, lines
+             ){effects}
              SELECT EXISTS (SELECT 1 FROM {schema}.order_summaries WHERE order_id = $1)"
         ))
         .await?;
     let row = platform::db::timed(
-        "reports.project_step",
+        name,
         tx.query_one(
             &statement,
             &[&order_id, &status.as_str(), &status.rank(), &at],
-        ),
-    )
-    .await?;
-    Ok(row.get(0))
-}
-
-/// The order is a sale: its summary, its customer's spending and its products' daily sales.
-async fn confirmed(
-    tx: &impl GenericClient,
-    schema: &str,
-    order_id: OrderId,
-    at: OffsetDateTime,
-) -> Result<bool, ApplyError> {
-    let statement = tx
-        .prepare_cached(&format!(
-            "WITH o AS (
-                UPDATE {schema}.order_summaries
-                   SET status = $3, status_rank = $4, updated_at = $2,
-                       projected_at = clock_timestamp()
-                 WHERE order_id = $1 AND status_rank < $4
-             RETURNING customer_id, total_cents, placed_at, lines
-             ), c AS (
-                UPDATE {schema}.customer_stats s
-                   SET orders_confirmed = s.orders_confirmed + 1,
-                       spent_cents = s.spent_cents + o.total_cents
-                  FROM o WHERE s.customer_id = o.customer_id
-             ), p AS (
-                INSERT INTO {schema}.product_sales_daily AS d
-                    (day, product_id, product_name, units, revenue_cents, orders)
-                SELECT (o.placed_at AT TIME ZONE 'UTC')::date, l.product_id, l.product_name,
-                       l.quantity, l.quantity * l.unit_price_cents, 1
-                  FROM o, jsonb_to_recordset(o.lines)
-                       AS l (product_id bigint, product_name text, quantity bigint,
-                             unit_price_cents bigint)
-                ON CONFLICT (day, product_id) DO UPDATE
-                   SET units = d.units + EXCLUDED.units,
-                       revenue_cents = d.revenue_cents + EXCLUDED.revenue_cents,
-                       orders = d.orders + 1,
-                       product_name = EXCLUDED.product_name
-             )
-             SELECT EXISTS (SELECT 1 FROM {schema}.order_summaries WHERE order_id = $1)"
-        ))
-        .await?;
-    let row = platform::db::timed(
-        "reports.project_confirmed",
-        tx.query_one(
-            &statement,
-            &[
-                &order_id,
-                &at,
-                &OrderStatus::Confirmed.as_str(),
-                &OrderStatus::Confirmed.rank(),
-            ],
-        ),
-    )
-    .await?;
-    Ok(row.get(0))
-}
-
-async fn cancelled(
-    tx: &impl GenericClient,
-    schema: &str,
-    order_id: OrderId,
-    at: OffsetDateTime,
-) -> Result<bool, ApplyError> {
-    let statement = tx
-        .prepare_cached(&format!(
-            "WITH o AS (
-                UPDATE {schema}.order_summaries
-                   SET status = $3, status_rank = $4, updated_at = $2,
-                       projected_at = clock_timestamp()
-                 WHERE order_id = $1 AND status_rank < $4
-             RETURNING customer_id
-             ), c AS (
-                UPDATE {schema}.customer_stats s
-                   SET orders_cancelled = s.orders_cancelled + 1
-                  FROM o WHERE s.customer_id = o.customer_id
-             )
-             SELECT EXISTS (SELECT 1 FROM {schema}.order_summaries WHERE order_id = $1)"
-        ))
-        .await?;
-    let row = platform::db::timed(
-        "reports.project_cancelled",
-        tx.query_one(
-            &statement,
-            &[
-                &order_id,
-                &at,
-                &OrderStatus::Cancelled.as_str(),
-                &OrderStatus::Cancelled.rank(),
-            ],
         ),
     )
     .await?;

@@ -3,20 +3,21 @@
 
 use platform::{
     db::{Db, Lsn},
-    page::PageSize,
+    page::{Page, PageSize},
 };
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 
-use contract::UserId;
+use contract::{OrderId, OrderPageRequest, ProductId, UserId};
 
 use crate::{Error, day::Day};
 
 /// One order in a customer's history, as the read model keeps it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct OrderSummary {
-    pub order_id: i64,
+pub(crate) struct OrderSummary {
+    #[schema(value_type = i64)]
+    pub order_id: OrderId,
     pub status: String,
     pub total_cents: i64,
     /// Lines on the order, and units over all of them.
@@ -30,37 +31,26 @@ pub struct OrderSummary {
     pub updated_at: OffsetDateTime,
 }
 
-/// Which page of the history.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryPageRequest {
-    /// The `next_after` of the previous page.
-    pub after: Option<i64>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<i64>)]
-    pub limit: Option<PageSize>,
-}
-
 /// A page of a customer's orders, newest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OrderHistory {
+pub(crate) struct OrderHistory {
     pub items: Vec<OrderSummary>,
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub next_after: Option<OrderId>,
 }
 
 /// A customer's order history from `reports.order_summaries`, in keyset pages over
 /// `(customer_id, order_id DESC)`.
-pub async fn order_history(
+pub(crate) async fn order_history(
     db: &Db,
     token: Option<Lsn>,
     customer_id: UserId,
-    page: &HistoryPageRequest,
+    page: &OrderPageRequest,
 ) -> Result<OrderHistory, Error> {
-    let limit = page.limit.unwrap_or_default().get();
-    let before = page.after.unwrap_or(i64::MAX);
+    let (size, before) = page.keyset();
+    let limit = size.get();
     let rows = db
         .with_read(token, |client| async move {
             let statement = client
@@ -93,15 +83,13 @@ pub async fn order_history(
             updated_at: row.get(6),
         })
         .collect();
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|o| o.order_id))
-        .flatten();
+    let Page { items, next_after } = Page::keyset(items, size, |o| o.order_id);
     Ok(OrderHistory { items, next_after })
 }
 
 /// A customer's totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
-pub struct CustomerStats {
+pub(crate) struct CustomerStats {
     pub orders_placed: i32,
     pub orders_confirmed: i32,
     pub orders_cancelled: i32,
@@ -113,7 +101,7 @@ pub struct CustomerStats {
 }
 
 /// A customer's totals from `reports.customer_stats` (zeros before their first order).
-pub async fn customer_stats(
+pub(crate) async fn customer_stats(
     db: &Db,
     token: Option<Lsn>,
     customer_id: UserId,
@@ -151,7 +139,7 @@ pub async fn customer_stats(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct SalesFilter {
+pub(crate) struct SalesFilter {
     /// First day, inclusive (`YYYY-MM-DD`, UTC); default 30 days before `to`.
     #[param(value_type = Option<String>)]
     pub from: Option<Day>,
@@ -159,12 +147,14 @@ pub struct SalesFilter {
     #[param(value_type = Option<String>)]
     pub to: Option<Day>,
     /// Only this product.
-    pub product_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub product_id: Option<ProductId>,
     /// The `next_after_day` of the previous page.
     #[param(value_type = Option<String>)]
     pub after_day: Option<Day>,
     /// The `next_after_product_id` of the previous page.
-    pub after_product_id: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub after_product_id: Option<ProductId>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<i64>)]
     pub limit: Option<PageSize>,
@@ -172,10 +162,11 @@ pub struct SalesFilter {
 
 /// One product's confirmed sales on one day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct DailySales {
+pub(crate) struct DailySales {
     #[schema(value_type = String)]
     pub day: Day,
-    pub product_id: i64,
+    #[schema(value_type = i64)]
+    pub product_id: ProductId,
     pub product_name: String,
     pub units: i64,
     pub revenue_cents: i64,
@@ -184,14 +175,15 @@ pub struct DailySales {
 
 /// A page of the sales report, by day then product.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SalesReport {
+pub(crate) struct SalesReport {
     pub items: Vec<DailySales>,
     /// Pass both as `after_day` and `after_product_id` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub next_after_day: Option<Day>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after_product_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub next_after_product_id: Option<ProductId>,
 }
 
 /// The longest range one report covers.
@@ -199,7 +191,7 @@ const MAX_DAYS: i64 = 366;
 
 /// Confirmed sales by day and product from `reports.product_sales_daily`, in keyset pages over
 /// its `(day, product_id)` key.
-pub async fn sales_report(
+pub(crate) async fn sales_report(
     db: &Db,
     token: Option<Lsn>,
     filter: &SalesFilter,
@@ -216,12 +208,13 @@ pub async fn sales_report(
     }
     // The start of the range is a position too: the larger one is where the page begins.
     let after = match (filter.after_day, filter.after_product_id) {
-        (Some(day), Some(product)) => (day.0, product).max((from, i64::MIN)),
-        (None, None) => (from, i64::MIN),
+        (Some(day), Some(product)) => (day.0, product).max((from, ProductId::new(i64::MIN))),
+        (None, None) => (from, ProductId::new(i64::MIN)),
         (Some(_), None) => return invalid("after_product_id", "goes with after_day"),
         (None, Some(_)) => return invalid("after_day", "goes with after_product_id"),
     };
-    let limit = filter.limit.unwrap_or_default().get();
+    let size = filter.limit.unwrap_or_default();
+    let limit = size.get();
     let product = filter.product_id;
     let rows = db
         .with_read(token, |client| async move {
@@ -256,9 +249,10 @@ pub async fn sales_report(
             orders: row.get(5),
         })
         .collect();
-    let last = (items.len() as i64 == limit)
-        .then(|| items.last().map(|s| (s.day, s.product_id)))
-        .flatten();
+    let Page {
+        items,
+        next_after: last,
+    } = Page::keyset(items, size, |s| (s.day, s.product_id));
     Ok(SalesReport {
         items,
         next_after_day: last.map(|(day, _)| day),

@@ -20,13 +20,17 @@ use findings::{
 
 use super::evidence::Evidence;
 
-/// The layer a finding blames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The layer a finding blames: `pool_wait` in JSON, "pool wait" in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "lowercase")]
 pub enum Layer {
     Database,
+    #[strum(serialize = "pool wait")]
     PoolWait,
+    #[strum(serialize = "lock waits")]
     LockWaits,
+    #[strum(serialize = "third party")]
     ThirdParty,
     Redis,
     Application,
@@ -38,15 +42,7 @@ const SATURATED: f64 = 0.85;
 
 impl Layer {
     pub fn name(self) -> &'static str {
-        match self {
-            Layer::Database => "database",
-            Layer::PoolWait => "pool wait",
-            Layer::LockWaits => "lock waits",
-            Layer::ThirdParty => "third party",
-            Layer::Redis => "redis",
-            Layer::Application => "application",
-            Layer::Infrastructure => "infrastructure",
-        }
+        self.into()
     }
 }
 

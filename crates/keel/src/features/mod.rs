@@ -39,7 +39,7 @@ pub(crate) use http::{ApiDoc, routes};
 
 /// The switches as this instance knows them; clones share them.
 #[derive(Clone, Debug)]
-pub struct Features(Arc<Shared>);
+pub(crate) struct Features(Arc<Shared>);
 
 #[derive(Debug)]
 struct Shared {
@@ -58,7 +58,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 impl Features {
     /// The switches of `features`, all on until the first read of the hash says otherwise.
-    pub fn new(redis: Redis, mut features: Vec<&'static Feature>) -> Self {
+    pub(crate) fn new(redis: Redis, mut features: Vec<&'static Feature>) -> Self {
         // Listed by name, whatever order the routes were assembled in.
         features.sort_by_key(|feature| feature.name);
         features.dedup();
@@ -81,12 +81,12 @@ impl Features {
     }
 
     /// Every feature, by name.
-    pub fn all(&self) -> impl Iterator<Item = &'static Feature> + '_ {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &'static Feature> + '_ {
         self.0.switches.iter().map(|(feature, _)| *feature)
     }
 
     /// The feature called `name`, if the routes name one.
-    pub fn named(&self, name: &str) -> Option<&'static Feature> {
+    pub(crate) fn named(&self, name: &str) -> Option<&'static Feature> {
         self.all().find(|feature| feature.name == name)
     }
 
@@ -94,7 +94,7 @@ impl Features {
         self.0.switches.iter().position(|(f, _)| *f == feature)
     }
 
-    pub fn is_on(&self, feature: &Feature) -> bool {
+    pub(crate) fn is_on(&self, feature: &Feature) -> bool {
         self.index(feature)
             .is_none_or(|index| !self.0.switches[index].1.load(Relaxed))
     }
@@ -108,7 +108,11 @@ impl Features {
     }
 
     /// Switches `feature` on or off for every instance.
-    pub async fn switch(&self, feature: &'static Feature, on: bool) -> Result<(), InfraError> {
+    pub(crate) async fn switch(
+        &self,
+        feature: &'static Feature,
+        on: bool,
+    ) -> Result<(), InfraError> {
         let Some(index) = self.index(feature) else {
             return Ok(());
         };
@@ -127,7 +131,7 @@ impl Features {
 
     /// Reads the switches every second for as long as any clone of these is held (the
     /// router's middleware and routes hold them), then ends.
-    pub fn watch(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub(crate) fn watch(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::downgrade(&self.0);
         async move {
             let mut tick = tokio::time::interval(POLL);

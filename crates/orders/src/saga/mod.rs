@@ -108,10 +108,6 @@ impl Saga {
         &self.config
     }
 
-    pub fn payments(&self) -> &PaymentClient {
-        &self.payments
-    }
-
     /// Takes order `id` as far as it can go now.
     pub async fn run(&self, id: OrderId, runner: Runner) -> Result<Progress, InfraError> {
         if !runner.inline {

@@ -42,15 +42,3 @@ pub struct CacheConfig {
     #[arg(long, env = "KEEL_CACHE_L1_CAPACITY", default_value_t = 100_000)]
     pub l1_capacity: u64,
 }
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            mode: CacheMode::Layered,
-            l1_ttl: Duration::from_secs(30),
-            l2_ttl: Duration::from_secs(300),
-            negative_ttl: Duration::from_secs(5),
-            l1_capacity: 100_000,
-        }
-    }
-}

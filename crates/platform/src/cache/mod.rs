@@ -141,14 +141,13 @@ impl Cache {
     }
 
     /// [`Cache::get_or_load`] when L1 has nothing (or nothing new enough) to serve.
-    async fn get_past_l1<F, Fut>(
+    async fn get_past_l1<Fut>(
         &self,
         key: &str,
         token: Option<Lsn>,
-        load: F,
+        load: impl Fn(Option<Lsn>) -> Fut,
     ) -> Result<Option<Bytes>, InfraError>
     where
-        F: Fn(Option<Lsn>) -> Fut,
         Fut: Future<Output = Result<Loaded, InfraError>>,
     {
         let inner = &self.inner;

@@ -53,27 +53,6 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            rate_limit_off: false,
-            rate_login: Quota {
-                limit: 10,
-                window: Duration::from_secs(60),
-            },
-            rate_write: Quota {
-                limit: 120,
-                window: Duration::from_secs(60),
-            },
-            rate_read: Quota {
-                limit: 1200,
-                window: Duration::from_secs(60),
-            },
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
