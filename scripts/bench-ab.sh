@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY" >&2; exit 2; }
-old=$(realpath "$1") new=$(realpath "$2")
+old=$(realpath -m "$1") new=$(realpath -m "$2")
 source scripts/setup.sh
 source scripts/bench/lib.sh
 bench_setup

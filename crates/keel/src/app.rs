@@ -12,6 +12,7 @@ use platform::{
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError},
     http::{Policy, Routes, SelectiveLayer},
+    idempotency::Lease,
     ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
 };
@@ -22,7 +23,7 @@ use crate::{
     Config,
     consistency::IssueTokens,
     features::{self, Features},
-    health::{self, Dependencies},
+    health::{self, Dependencies, Draining},
     limits::Limits,
     openapi,
 };
@@ -104,6 +105,11 @@ where
 
 /// The whole HTTP API behind the middleware stack.
 pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
+    assemble(db, redis, cache, config, Draining::default())
+}
+
+/// [`router`], its readiness tied to `draining`.
+fn assemble(db: Db, redis: Redis, cache: Cache, config: &Config, draining: Draining) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
     let routes = routes::<AppState>();
@@ -144,6 +150,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
             ),
             db: db.clone(),
             products,
+            claims: Lease::for_requests_of(config.http.request_timeout),
         },
         reports: Reports { db: db.clone() },
         sessions: sessions.clone(),
@@ -151,6 +158,7 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
         health: Dependencies {
             db: db.clone(),
             redis,
+            draining,
         },
     };
     let api = routes.into_router(guard).with_state(state);
@@ -169,6 +177,10 @@ pub struct Application {
     db: Db,
     cache: Cache,
     invalidations: tokio::task::JoinHandle<()>,
+    /// Set when the shutdown signal comes: `/readyz` answers 503 from then on.
+    draining: Draining,
+    /// How long it keeps serving after that, before it stops accepting connections.
+    shutdown_delay: Duration,
     /// Whether requests carry the peer's address (`ConnectInfo`): only rate limiting reads
     /// it, and it costs every request a boxed extension.
     peer_addresses: bool,
@@ -189,13 +201,16 @@ impl Application {
         let invalidations = cache
             .start_invalidation_listener(config.redis.timeout.max(Duration::from_secs(1)))
             .await;
-        let router = router(db.clone(), redis, cache.clone(), config);
+        let draining = Draining::default();
+        let router = assemble(db.clone(), redis, cache.clone(), config, draining.clone());
         Ok(Self {
             listener,
             router,
             db,
             cache,
             invalidations,
+            draining,
+            shutdown_delay: config.http.shutdown_delay,
             peer_addresses: !config.rate_limits.rate_limit_off,
         })
     }
@@ -211,11 +226,20 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
+    /// Serves until `shutdown` completes; then answers `/readyz` with 503 at once, keeps
+    /// serving for the shutdown delay (while balancers take it out), stops accepting and
+    /// drains the requests in flight.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (draining, delay) = (self.draining.clone(), self.shutdown_delay);
+        let shutdown = async move {
+            shutdown.await;
+            draining.start();
+            tracing::info!(?delay, "draining: not ready; serving until the delay ends");
+            tokio::time::sleep(delay).await;
+        };
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
         // Health and lag of the read replicas, if any are configured.
         let replicas = tokio::spawn(self.db.clone().watch_replicas(REPLICA_CHECK));

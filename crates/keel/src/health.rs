@@ -1,7 +1,21 @@
-//! Liveness and readiness: `/livez` says the process answers, `/readyz` that its
-//! dependencies do too (a load balancer takes an instance out while it fails).
+//! Liveness and readiness, for an orchestrator or a load balancer to act on.
+//!
+//! - `/livez` says the process answers; it asks no dependency, so an outage elsewhere never
+//!   gets healthy instances restarted.
+//! - `/readyz` says whether to send this instance traffic: not from the moment it was told
+//!   to stop (it drains what it has), not while PostgreSQL is unreachable (no order, no
+//!   uncached read could be served). Redis away leaves it ready but degraded — cached reads
+//!   come from L1 and PostgreSQL, limits from each instance, and sessions cannot be read —
+//!   said in the body and in `keel_degraded`: pulling every instance for it would turn a
+//!   degraded service into none.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     Json,
@@ -16,11 +30,27 @@ use platform::{
 };
 use serde_json::json;
 
-/// What readiness checks.
+/// What readiness checks, and whether the instance is draining.
 #[derive(Clone, Debug)]
 pub(crate) struct Dependencies {
     pub(crate) db: Db,
     pub(crate) redis: Redis,
+    pub(crate) draining: Draining,
+}
+
+/// Set once the instance has been told to stop; clones share it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub(crate) fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+        metrics::gauge!("keel_draining").set(1.0);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// Never rate limited: an orchestrator's probe must always get an answer.
@@ -39,25 +69,29 @@ where
 }
 
 async fn ready(State(deps): State<Dependencies>) -> Response {
+    if deps.draining.is_on() {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "Draining")
+            .detail("this instance is stopping: it finishes what it has and takes nothing new")
+            .into_response();
+    }
     let limit = Duration::from_secs(1);
     let (postgres, redis) = tokio::join!(
         tokio::time::timeout(limit, deps.db.ping()),
         tokio::time::timeout(limit, deps.redis.ping()),
     );
-    let failing: Vec<&str> = [
-        ("postgres", postgres.is_ok_and(|r| r.is_ok())),
-        ("redis", redis.is_ok_and(|r| r.is_ok())),
-    ]
-    .into_iter()
-    .filter_map(|(name, ok)| (!ok).then_some(name))
-    .collect();
-    if failing.is_empty() {
-        Json(json!({ "status": "ready", "checks": { "postgres": "ok", "redis": "ok" } }))
-            .into_response()
-    } else {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
-            .detail(format!("unreachable: {}", failing.join(", ")))
+    let postgres = postgres.is_ok_and(|r| r.is_ok());
+    let redis = redis.is_ok_and(|r| r.is_ok());
+    metrics::gauge!("keel_degraded").set(f64::from(u8::from(!redis)));
+    let check = |ok| if ok { "ok" } else { "unreachable" };
+    if !postgres {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+            .detail("unreachable: postgres")
             .retry_after(1)
-            .into_response()
+            .into_response();
     }
+    Json(json!({
+        "status": if redis { "ready" } else { "degraded" },
+        "checks": { "postgres": check(postgres), "redis": check(redis) },
+    }))
+    .into_response()
 }

@@ -69,7 +69,7 @@ async fn place_order(
         &orders.products,
         &orders.saga,
         &(&user).into(),
-        key.as_ref(),
+        key.as_ref().map(|key| (key, orders.claims)),
         &request,
     )
     .await?;

@@ -54,4 +54,6 @@ pub struct Orders {
     pub products: catalog::ProductCache,
     /// Runs the saga inline in sync mode.
     pub saga: Saga,
+    /// How long an order's idempotency key stays claimed by a request that has not answered.
+    pub claims: platform::idempotency::Lease,
 }

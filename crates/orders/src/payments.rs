@@ -62,8 +62,14 @@ pub enum ChargeOutcome {
     Captured {
         charge_id: String,
     },
-    /// The provider said no (a definitive answer: nothing was charged).
+    /// The provider said no to the card (a definitive answer: nothing was charged).
     Declined {
+        reason: String,
+    },
+    /// The provider refused the request itself (a 4xx other than a decline: bad
+    /// credentials, a request it cannot read). Nothing was charged, and asking again will
+    /// not help: it is Keel's or its configuration's fault, never the customer's.
+    Refused {
         reason: String,
     },
     /// No answer within the timeouts, retries and budget, or the circuit is open. A charge
@@ -173,7 +179,7 @@ impl PaymentClient {
                             .map_or_else(|_| "declined".to_owned(), |d| d.reason),
                     }),
                     other => {
-                        retry_or_reject(other, &body, |reason| ChargeOutcome::Declined { reason })
+                        retry_or_reject(other, &body, |reason| ChargeOutcome::Refused { reason })
                     }
                 },
             )

@@ -13,7 +13,7 @@ use platform::{
     InfraError,
     bus::outbox,
     db::Db,
-    idempotency::{self, Claim, IdempotencyKey, Pending, StoredResponse},
+    idempotency::{self, Claim, IdempotencyKey, Lease, Pending, StoredResponse},
 };
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -113,15 +113,15 @@ pub(crate) async fn place_order_once(
     products: &ProductCache,
     saga: &Saga,
     customer: &Customer,
-    key: Option<&IdempotencyKey>,
+    key: Option<(&IdempotencyKey, Lease)>,
     request: &PlaceOrder,
 ) -> Result<Placed, Error> {
     let mut client = db.write().await?;
     let pending = match key {
-        Some(key) => {
+        Some((key, lease)) => {
             let fingerprint = idempotency::fingerprint("POST /orders", request)?;
             let scope = format!("user:{}", customer.id);
-            match idempotency::claim(&client, &scope, key, &fingerprint).await? {
+            match idempotency::claim(&client, &scope, key, &fingerprint, lease).await? {
                 Claim::Fresh(pending) => Some(pending),
                 Claim::Replay(stored) => return Ok(Placed::Replayed(stored)),
             }

@@ -88,6 +88,12 @@ pub struct HttpConfig {
     #[arg(long, env = "KEEL_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// After the shutdown signal `/readyz` answers 503 at once; the instance keeps serving
+    /// this long (so balancers and orchestrators stop sending it requests), then stops
+    /// accepting connections and finishes the requests in flight.
+    #[arg(long, env = "KEEL_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// Largest request body accepted; larger ones get a 413 problem.
     #[arg(long, env = "KEEL_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,

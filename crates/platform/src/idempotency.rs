@@ -4,6 +4,8 @@
 //! - the same key with the same request replays the stored response;
 //! - the same key with another request is a 422;
 //! - the same key while the first request still runs is a 409;
+//! - a key whose request died with its process (a crash, a kill) is free again for the
+//!   retry once that request's deadline has passed, plus a margin (see [`Lease`]);
 //! - keys live at least 24 hours, then expire.
 //!
 //! The response is stored by [`Pending::complete`] inside the caller's transaction, so the
@@ -25,9 +27,27 @@ use crate::{InfraError, http::Problem};
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-/// A claim left by a process that died mid-request may be taken over after this long; it must
-/// exceed the request timeout so that a live request is never overtaken.
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// How long a claim without a response holds its key. A request's handler is dropped at its
+/// deadline (the edge's request timeout), and with it the transaction that would have stored
+/// the response, so a claim older than the deadline belongs to a request that can no longer
+/// commit: its process died (or is about to drop it). The margin covers the time between
+/// the request's arrival, where its deadline starts, and its claim, which is later.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease(Duration);
+
+impl Lease {
+    /// What the edge gives a request after its deadline before a claim is taken over.
+    pub const MARGIN: Duration = Duration::from_secs(2);
+
+    /// The lease of requests that are dropped at `request_timeout`.
+    pub fn for_requests_of(request_timeout: Duration) -> Self {
+        Self(request_timeout + Self::MARGIN)
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
 
 /// The value of an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,15 +165,17 @@ const CLAIM: &str =
                      AND k.locked_at < now() - make_interval(secs => $5))
              RETURNING 1";
 
-/// Claims `key` for `scope` (e.g. `user:42`) and a request with this `fingerprint`.
+/// Claims `key` for `scope` (e.g. `user:42`) and a request with this `fingerprint`; a claim
+/// without a response older than `lease` is taken over.
 pub async fn claim(
     client: &impl GenericClient,
     scope: &str,
     key: &IdempotencyKey,
     fingerprint: &[u8],
+    lease: Lease,
 ) -> Result<Claim, IdempotencyError> {
     let retention = RETENTION.as_secs_f64();
-    let abandoned = ABANDONED_AFTER.as_secs_f64();
+    let abandoned = lease.0.as_secs_f64();
     // The claim commits asynchronously (no WAL flush of its own) in one round trip: BEGIN,
     // the insert and COMMIT are pipelined. That is safe because the request's effect commits
     // synchronously later on this connection, and flushing its commit flushes the WAL up to

@@ -94,29 +94,47 @@ async fn health_checks_report_dependencies() {
     assert_eq!(ready["checks"], json!({ "postgres": "ok", "redis": "ok" }));
 }
 
-#[tokio::test]
-async fn readiness_fails_when_redis_is_unreachable() {
-    // Only the readiness check runs: the server's `postgres` database is enough.
-    let mut config =
-        crate::helpers::test_config(format!("{}/postgres", crate::helpers::server_url()));
-    // A port nothing listens on.
-    let unused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    config.redis.url = format!("redis://{unused}");
+/// `/readyz` of the router alone, with Redis and PostgreSQL where `config` says.
+async fn readiness_with(config: &keel::Config) -> reqwest::Response {
     let db = platform::db::Db::connect(&config.db).unwrap();
     let redis = platform::redis::Redis::connect(&config.redis).unwrap();
     let cache = platform::cache::Cache::new(redis.clone(), config.cache.clone());
-    let router = keel::router(db, redis, cache, &config);
+    let router = keel::router(db, redis, cache, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let response = reqwest::get(format!("http://{address}/readyz"))
+    reqwest::get(format!("http://{address}/readyz"))
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn without_redis_an_instance_stays_ready_but_degraded() {
+    // Only the readiness check runs: the server's `postgres` database is enough.
+    let mut config =
+        crate::helpers::test_config(format!("{}/postgres", crate::helpers::server_url()));
+    config.redis.url = format!("redis://127.0.0.1:{}", crate::helpers::free_port());
+    let response = readiness_with(&config).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ready = body(response).await;
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(
+        ready["checks"],
+        json!({ "postgres": "ok", "redis": "unreachable" })
+    );
+}
+
+#[tokio::test]
+async fn without_postgres_an_instance_is_not_ready() {
+    let dead = format!(
+        "postgres://keel:keel@127.0.0.1:{}",
+        crate::helpers::free_port()
+    );
+    let mut config = crate::helpers::test_config(format!("{dead}/keel"));
+    config.db.acquire_timeout = std::time::Duration::from_millis(300);
+    let response = readiness_with(&config).await;
     let problem = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(problem["detail"].as_str().unwrap().contains("redis"));
+    assert_eq!(problem["detail"], "unreachable: postgres");
 }
 
 #[tokio::test]

@@ -202,3 +202,96 @@ async fn malformed_keys_are_400() {
         .await;
     }
 }
+
+/// A `keel serve` SIGKILLed while an order with a key is inside its transaction: the order
+/// never commits, and the client's retry (through another instance) is refused while the
+/// dead request could still have answered, then runs once the request timeout and margin
+/// have passed — never a minute — and exactly one order exists.
+#[tokio::test]
+async fn a_key_whose_request_died_is_free_after_the_request_timeout() {
+    use std::time::{Duration, Instant};
+
+    use crate::keel_process::{KeelProcess, login};
+    let redis = [
+        ("KEEL_REDIS_PREFIX", "crash-mid-order:"),
+        ("KEEL_REQUEST_TIMEOUT", "5s"),
+    ];
+    let mut first = KeelProcess::start(20, &redis).await;
+    let token = login(&first.base, "user1@demo.keel").await;
+    let (db, connection) = tokio_postgres::connect(&first.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // The order will wait inside its transaction for this row.
+    db.batch_execute("BEGIN; SELECT 1 FROM catalog.stock WHERE product_id = 7 FOR UPDATE")
+        .await
+        .unwrap();
+    let order = json!({ "lines": [ { "product_id": 7, "quantity": 1 } ] });
+    let post = |base: String| {
+        let order = order.clone();
+        let token = token.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/orders"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", "crash-1")
+                .json(&order)
+                .send()
+                .await
+        }
+    };
+    let in_flight = tokio::spawn(post(first.base.clone()));
+    let (watch, connection) = tokio_postgres::connect(&first.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    crate::helpers::eventually("the key claimed", Duration::from_secs(5), async || {
+        let row = watch
+            .query_one(
+                "SELECT count(*) FROM platform.idempotency_keys WHERE key = 'crash-1'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 1
+    })
+    .await;
+    let claimed = Instant::now();
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the killed instance answered"
+    );
+    db.batch_execute("ROLLBACK").await.unwrap();
+
+    let second = KeelProcess::start_on(first.database_url.clone(), &redis).await;
+    let refused = post(second.base.clone()).await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::CONFLICT,
+        "taken over too early"
+    );
+    let placed = loop {
+        let response = post(second.base.clone()).await.unwrap();
+        if response.status() != StatusCode::CONFLICT {
+            break response;
+        }
+        assert!(
+            claimed.elapsed() < Duration::from_secs(15),
+            "the key stayed blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(placed.status(), StatusCode::ACCEPTED);
+    // The lease: the request timeout (5 s) and the margin (2 s), counted from the claim.
+    let blocked = claimed.elapsed();
+    assert!(blocked >= Duration::from_millis(6_500), "{blocked:?}");
+    let replay = post(second.base.clone()).await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let orders = watch
+        .query_one("SELECT count(*) FROM orders.orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(orders.get::<_, i64>(0), 1);
+}

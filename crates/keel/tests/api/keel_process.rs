@@ -29,6 +29,13 @@ impl KeelProcess {
             .await
             .unwrap();
         assert!(seeded.success());
+        Self::start_on(database_url, env).await
+    }
+
+    /// A `keel serve` process on an existing database (another instance of the same
+    /// deployment, or one that replaces a killed one).
+    pub async fn start_on(database_url: String, env: &[(&str, &str)]) -> Self {
+        let keel = env!("CARGO_BIN_EXE_keel");
         let port = free_port();
         let mut command = tokio::process::Command::new(keel);
         command

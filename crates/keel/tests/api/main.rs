@@ -7,6 +7,7 @@
 mod accounts;
 mod cache;
 mod catalog;
+mod config;
 mod diagnose;
 mod events;
 mod features;
@@ -24,3 +25,4 @@ mod replicas;
 mod reports;
 mod saga;
 mod saga_faults;
+mod shutdown;

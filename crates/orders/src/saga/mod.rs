@@ -185,6 +185,14 @@ impl Saga {
                 // A decline is definitive: nothing was charged, nothing to refund.
                 self.cancel(order, &reason, false, runner).await
             }
+            ChargeOutcome::Refused { reason } => {
+                // Not the customer's doing: an operator must look (credentials, a contract
+                // change at the provider).
+                tracing::error!(order = %order.id, reason, "the payment provider refused the charge request");
+                let reason = format!("payment could not be taken: {reason}");
+                steps::request_cancel(&self.db, order.id, &reason).await?;
+                self.cancel(order, &reason, false, runner).await
+            }
             ChargeOutcome::Unavailable { reason } => {
                 let age = OffsetDateTime::now_utc() - order.created_at;
                 let give_up =

@@ -31,8 +31,9 @@ impl FromStr for Quota {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RateLimitConfig {
-    /// Turn rate limiting off (for measuring what it costs).
-    #[arg(long, env = "KEEL_RATE_LIMIT_OFF")]
+    /// Turn rate limiting off (for measuring what it costs). In the environment any of
+    /// 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "KEEL_RATE_LIMIT_OFF", value_parser = clap::builder::BoolishValueParser::new())]
     pub rate_limit_off: bool,
 
     /// Logins and registrations, per client IP.

@@ -37,6 +37,7 @@ pub fn test_config(database_url: String) -> Config {
         http: HttpConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             request_timeout: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             body_limit: 64 * 1024,
         },
         db: DbConfig {
