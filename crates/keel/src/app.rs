@@ -10,7 +10,7 @@ use orders::{Orders, Saga, payments::PaymentClient};
 use platform::{
     InfraError,
     cache::Cache,
-    db::{Db, DbConfigError, Migration, MigrationError},
+    db::{Db, DbConfigError, Migration, MigrationError, OverBudget},
     http::{Policy, Routes, SelectiveLayer},
     idempotency::Lease,
     ratelimit::RateLimiter,
@@ -48,6 +48,8 @@ pub enum StartError {
     Db(#[from] InfraError),
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -193,6 +195,7 @@ impl Application {
         let db = Db::connect(&config.db)?;
         let redis = Redis::connect(&config.redis)?;
         migrate(&db).await?;
+        db.check_budget(&config.db).await?;
         let addr = config.http.listen;
         let listener = TcpListener::bind(addr)
             .await

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use identity::SessionConfig;
-use orders::{SagaConfig, payments::PaymentsConfig};
+use orders::{SagaConfig, SweepConfig, payments::PaymentsConfig};
 use platform::{
     bus::BusConfig,
     cache::CacheConfig,
@@ -56,6 +56,8 @@ pub struct WorkerConfig {
     pub payments: PaymentsConfig,
     #[command(flatten)]
     pub maintenance: MaintenanceConfig,
+    #[command(flatten)]
+    pub sweep: SweepConfig,
 }
 
 /// Retention of the event log and of consumers' records.

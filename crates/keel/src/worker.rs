@@ -1,6 +1,7 @@
 //! `keel worker`: relays the outbox to JetStream, runs order sagas from `OrderPlaced`
-//! events, projects the order events into the read models, and keeps the event log's
-//! partitions and the consumers' records trimmed. Run as
+//! events, projects the order events into the read models, re-drives what the broker lost
+//! (a sweep of stuck sagas, the read models reconciled with the event log), and keeps the
+//! event log's partitions and the consumers' records trimmed. Run as
 //! many as you like: relays share the outbox with `SKIP LOCKED`, consumers share a durable
 //! JetStream consumer, and sagas hold a lease per order.
 
@@ -9,7 +10,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use axum::{Router, routing::get};
 
 use catalog::ProductCache;
-use orders::{Saga, payments::PaymentClient};
+use orders::{Saga, SweepConfig, payments::PaymentClient};
 use platform::{
     InfraError,
     bus::{Bus, consumer, partitions, relay},
@@ -39,6 +40,7 @@ pub struct Worker {
     bus: Bus,
     saga: Saga,
     maintenance: MaintenanceConfig,
+    sweep: SweepConfig,
     listener: TcpListener,
 }
 
@@ -49,6 +51,7 @@ impl Worker {
         platform::metrics::handle();
         let db = Db::connect(&config.db)?;
         migrate(&db).await?;
+        db.check_budget(&config.db).await?;
         let redis = Redis::connect(&config.redis)?;
         let products = ProductCache::new(Cache::new(redis, config.cache.clone()));
         let saga = Saga::new(
@@ -67,6 +70,7 @@ impl Worker {
             bus,
             saga,
             maintenance: config.maintenance.clone(),
+            sweep: config.sweep.clone(),
             listener,
         })
     }
@@ -85,6 +89,7 @@ impl Worker {
             bus,
             saga,
             maintenance,
+            sweep,
             listener,
         } = self;
         // What stops at shutdown and is waited for: every task that holds messages.
@@ -107,6 +112,12 @@ impl Worker {
                 .await;
             }
         });
+        tasks.spawn(sweep_and_reconcile(
+            saga.clone(),
+            db.clone(),
+            sweep,
+            until_stopped(),
+        ));
         tasks.spawn({
             let stopped = until_stopped();
             async move {
@@ -155,6 +166,42 @@ async fn serve_metrics(listener: TcpListener, stopped: impl Future<Output = ()> 
         .await
     {
         tracing::warn!(error = %e, "the worker's metrics endpoint stopped");
+    }
+}
+
+/// How far back the first reconciliation of a worker's life looks; later ones start where
+/// the previous one ended, less an overlap.
+const RECONCILE_FIRST_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Every `sweep_every`: re-drives the sagas no message moved for `sweep_after`, and applies
+/// to the read models the logged events older than that they lack (younger ones are the
+/// live projector's); until `stopped`.
+async fn sweep_and_reconcile(
+    saga: Saga,
+    db: Db,
+    config: SweepConfig,
+    stopped: impl Future<Output = ()>,
+) {
+    tokio::pin!(stopped);
+    let mut tick = tokio::time::interval(config.sweep_every);
+    let mut from = time::OffsetDateTime::now_utc() - RECONCILE_FIRST_WINDOW;
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = orders::sweep(&saga, &db, config.sweep_after).await {
+            tracing::warn!(error = %e, "sweep of stuck sagas failed; next try in a moment");
+        }
+        let to = time::OffsetDateTime::now_utc() - config.sweep_after;
+        match reports::reconcile(&db, from, to).await {
+            // Overlap the next window with this one: a transaction that commits late logs
+            // its event with its start time.
+            Ok(_) => from = to - config.sweep_after,
+            Err(e) => {
+                tracing::warn!(error = %e, "read model reconciliation failed; next try in a moment")
+            }
+        }
     }
 }
 

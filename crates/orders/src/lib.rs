@@ -15,6 +15,7 @@ mod place;
 mod query;
 pub mod saga;
 mod shipping;
+mod sweep;
 mod worker;
 
 pub use cancel::BY_CUSTOMER;
@@ -26,6 +27,7 @@ pub(crate) use order::{HistoryEntry, Order};
 pub(crate) use place::{LineRequest, PlaceOrder, Placed};
 pub(crate) use query::OrderPage;
 pub use saga::{OrderMode, Saga, SagaConfig};
+pub use sweep::{SweepConfig, sweep};
 pub use worker::{SAGA_CONSUMER, handle_order_placed};
 
 use platform::db::{Db, Migration};

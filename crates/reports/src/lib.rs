@@ -12,6 +12,7 @@ mod live;
 mod project;
 mod query;
 mod rebuild;
+mod reconcile;
 mod retention;
 
 pub use error::Error;
@@ -21,6 +22,7 @@ pub(crate) use query::{
     CustomerStats, DailySales, OrderHistory, OrderSummary, SalesFilter, SalesReport,
 };
 pub use rebuild::{Rebuilt, rebuild};
+pub use reconcile::{Reconciled, reconcile};
 pub use retention::forget_applied_events;
 
 use platform::db::{Db, Migration};

@@ -117,7 +117,7 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
         &[],
     )
     .await?;
-    let recent = event_log::ids_since(&tx, began - STRAGGLERS).await?;
+    let recent = event_log::ids_between(&tx, began - STRAGGLERS, OffsetDateTime::now_utc()).await?;
     let missing: Vec<i64> = tx
         .query(
             &format!(

@@ -267,3 +267,61 @@ async fn a_request_the_provider_refuses_is_not_a_decline() {
         other => panic!("a refused request read as {other:?}"),
     }
 }
+
+/// The broker loses acknowledged messages (a node's unflushed writes, a purged stream): the
+/// orders' `OrderPlaced` events are gone from the outbox and never reach a consumer. The
+/// worker's sweep re-drives the sagas from PostgreSQL and the read models reconcile from the
+/// event log, so every order still ends confirmed and the reports count it.
+#[tokio::test]
+async fn orders_whose_events_the_broker_lost_still_end_and_are_reported() {
+    let provider = provider(Behaviour::default()).await;
+    let app = app_with(&provider, OrderMode::Async).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 300, 50).await;
+    let customer = app.customer().await;
+    let placed = join_all((0..8).map(|_| app.order(&customer, product, 2))).await;
+    let mut ids = Vec::new();
+    for response in placed {
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        ids.push(body(response).await["id"].as_i64().unwrap());
+    }
+    // Published, acknowledged, and lost: no relay will ever send these.
+    let lost = app
+        .count("WITH d AS (DELETE FROM bus.outbox RETURNING 1) SELECT count(*) FROM d")
+        .await;
+    assert_eq!(lost, 8);
+
+    let mut config = worker_config(&app.config, &nats_url(), &nats_prefix());
+    config.sweep.sweep_after = Duration::from_secs(1);
+    config.sweep.sweep_every = Duration::from_millis(200);
+    let worker = spawn_worker(config).await;
+    for &id in &ids {
+        let order = app
+            .wait_for_final(&customer, id, Duration::from_secs(30))
+            .await;
+        assert_eq!(order["status"], "confirmed", "{order}");
+        assert_eq!(charges(&provider, id).await.len(), 1, "charged once");
+    }
+    assert_eq!(app.stock(product).await, 50 - 16);
+    // The saga's own events were relayed and projected; OrderPlaced came from the log.
+    eventually(
+        "the read models to count every order",
+        Duration::from_secs(20),
+        async || {
+            let stats = body(app.get("/reports/my-stats", Some(&customer)).await).await;
+            stats["orders_placed"] == 8 && stats["orders_confirmed"] == 8
+        },
+    )
+    .await;
+    let stats = body(app.get("/reports/my-stats", Some(&customer)).await).await;
+    assert_eq!(stats["spent_cents"], 8 * 2 * 300);
+    let history = body(app.get("/reports/my-orders", Some(&customer)).await).await;
+    let statuses: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["confirmed"; 8]);
+    worker.stop().await;
+}

@@ -43,15 +43,18 @@ pub async fn page(
     Ok(rows.iter().map(LoggedEvent::from_row).collect())
 }
 
-/// The ids of the events that occurred at or after `since`, in id order.
-pub async fn ids_since(
+/// The ids of the events that occurred from `from` to `to`, in id order.
+pub async fn ids_between(
     client: &impl GenericClient,
-    since: OffsetDateTime,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
 ) -> Result<Vec<i64>, InfraError> {
     let statement = client
-        .prepare_cached("SELECT id FROM bus.event_log WHERE occurred_at >= $1 ORDER BY id")
+        .prepare_cached(
+            "SELECT id FROM bus.event_log WHERE occurred_at BETWEEN $1 AND $2 ORDER BY id",
+        )
         .await?;
-    let rows = client.query(&statement, &[&since]).await?;
+    let rows = client.query(&statement, &[&from, &to]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 

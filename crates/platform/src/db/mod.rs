@@ -1,10 +1,12 @@
 //! PostgreSQL: a write pool on the primary and a read pool, chosen per query by the caller.
 
+mod budget;
 mod listen;
 mod lsn;
 mod migrate;
 mod replicas;
 
+pub use budget::{Budget, OverBudget};
 pub use listen::Notifications;
 pub use lsn::{InvalidLsn, Lsn};
 

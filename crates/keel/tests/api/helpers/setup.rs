@@ -112,6 +112,8 @@ pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> Worke
             event_log_months_ahead: 2,
             processed_retention: Duration::from_secs(3600),
         },
+        // As deployed: only the tests of what the broker loses shorten it.
+        sweep: platform::config::defaults().expect("the declared defaults"),
     }
 }
 
