@@ -63,9 +63,15 @@ pub struct WorkerConfig {
 /// Retention of the event log and of consumers' records.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MaintenanceConfig {
-    /// Months of event log kept; older monthly partitions are detached and dropped.
+    /// Months of event log kept; older monthly partitions move to the archive
+    /// (`bus.event_archive`), which rebuilds of the read models read too.
     #[arg(long, env = "KEEL_EVENT_LOG_RETENTION_MONTHS", default_value_t = 12)]
     pub event_log_retention_months: u32,
+
+    /// Months the archive keeps; older ones are dropped for good, and rebuilt read models
+    /// lose them. 0 keeps them for good.
+    #[arg(long, env = "KEEL_EVENT_ARCHIVE_RETENTION_MONTHS", default_value_t = 0)]
+    pub event_archive_retention_months: u32,
 
     /// Monthly partitions created ahead of time.
     #[arg(long, env = "KEEL_EVENT_LOG_MONTHS_AHEAD", default_value_t = 3)]

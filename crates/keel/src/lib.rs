@@ -6,6 +6,7 @@
 mod app;
 mod config;
 mod consistency;
+pub mod dead_letters;
 mod features;
 mod health;
 mod limits;

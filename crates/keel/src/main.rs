@@ -64,6 +64,9 @@ enum Command {
     /// The read models' projections.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// The dead-letter stream: messages whose handling kept failing.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Give an existing account the admin role (it takes effect at its next login).
     Promote {
         /// The account's email.
@@ -78,6 +81,26 @@ enum ProjectionsCommand {
     /// Rebuild the read models from the event log while the service runs, then switch the
     /// API and the workers to the new ones.
     Rebuild(DbConfig),
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print the dead letters, oldest first: sequence, when, consumer, subject, event id,
+    /// reason (tab-separated).
+    List(DlqArgs),
+    /// Put the dead letters back on their subjects, then delete them (every consumer still
+    /// processes an event once).
+    Replay(DlqArgs),
+    /// Delete the dead letters.
+    Drop(DlqArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DlqArgs {
+    #[command(flatten)]
+    bus: platform::bus::BusConfig,
+    #[command(flatten)]
+    filter: platform::bus::dlq::Filter,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             let done = keel::worker::maintain(&db, &retention).await?;
             tracing::info!(
                 created = ?done.partitions.created,
+                archived = ?done.partitions.archived,
                 dropped = ?done.partitions.dropped,
                 processed_deleted = done.processed_deleted,
                 applied_events_deleted = done.applied_events_deleted,
@@ -172,6 +196,22 @@ async fn main() -> anyhow::Result<()> {
                 took = ?rebuilt.took,
                 "read models rebuilt and switched"
             );
+            Ok(())
+        }
+        Command::Dlq(command) => {
+            use keel::dead_letters::{Action, line, run};
+            let (args, action) = match command {
+                DlqCommand::List(args) => (args, Action::List),
+                DlqCommand::Replay(args) => (args, Action::Replay),
+                DlqCommand::Drop(args) => (args, Action::Drop),
+            };
+            let letters = run(&args.bus, &args.filter, action).await?;
+            // The letters are the command's output: stdout, not the log.
+            #[allow(clippy::print_stdout)]
+            for letter in &letters {
+                println!("{}", line(letter));
+            }
+            tracing::info!(count = letters.len(), ?action, "dead letters");
             Ok(())
         }
         Command::Promote { email, db } => {

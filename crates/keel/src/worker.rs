@@ -223,6 +223,7 @@ pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained,
         db,
         config.event_log_months_ahead,
         config.event_log_retention_months,
+        config.event_archive_retention_months,
     )
     .await?;
     let mut client = db.write().await?;

@@ -44,4 +44,10 @@ pub const MIGRATIONS: &[db::Migration] = &[
         name: "bus",
         sql: include_str!("../migrations/0002_bus.sql"),
     },
+    db::Migration {
+        module: "platform",
+        version: 3,
+        name: "event archive",
+        sql: include_str!("../migrations/0003_event_archive.sql"),
+    },
 ];

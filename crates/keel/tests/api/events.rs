@@ -167,8 +167,12 @@ async fn maintenance_creates_months_ahead_and_drops_months_past_retention() {
         )
         .await
         .unwrap();
-    let done = partitions::maintain(&app.db, 3, 12).await.unwrap();
-    assert_eq!(done.dropped, ["event_log_y2020m01"]);
+    let done = partitions::maintain(&app.db, 3, 12, 0).await.unwrap();
+    assert_eq!(done.archived, ["event_log_y2020m01"]);
+    assert!(
+        done.dropped.is_empty(),
+        "the archive keeps its months unless told"
+    );
     assert_eq!(
         done.created.len(),
         2,
@@ -183,10 +187,20 @@ async fn maintenance_creates_months_ahead_and_drops_months_past_retention() {
             .await,
         0
     );
-    let again = partitions::maintain(&app.db, 3, 12).await.unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM bus.event_archive WHERE id = -1")
+            .await,
+        1,
+        "archived, not lost"
+    );
+    let again = partitions::maintain(&app.db, 3, 12, 0).await.unwrap();
     assert_eq!(
         again,
         partitions::Maintained::default(),
         "a second run has nothing to do"
     );
+    // An archive retention drops the archive's months past it, for good.
+    let dropped = partitions::maintain(&app.db, 3, 12, 24).await.unwrap();
+    assert_eq!(dropped.dropped, ["event_log_y2020m01"]);
+    assert_eq!(app.count("SELECT count(*) FROM bus.event_archive").await, 0);
 }

@@ -225,6 +225,7 @@ async fn maintenance_forgets_applied_events_past_the_retention() {
     let app = spawn_app().await;
     let retention = keel::MaintenanceConfig {
         event_log_retention_months: 12,
+        event_archive_retention_months: 0,
         event_log_months_ahead: 3,
         processed_retention: Duration::from_secs(7 * 86_400),
     };
@@ -255,4 +256,46 @@ async fn maintenance_forgets_applied_events_past_the_retention() {
         let again = keel::worker::maintain(&app.db, &retention).await.unwrap();
         assert_eq!(again.applied_events_deleted, 0);
     }
+}
+
+/// A month past the event log's retention moves to the archive, and a rebuild still reads
+/// it: an order placed and confirmed years ago is in the rebuilt read models.
+#[tokio::test]
+async fn a_rebuild_reads_the_archived_months_too() {
+    let app = spawn_app().await;
+    let placed = r#"{"order_id": -7, "user_id": -70, "customer_name": "Ada",
+        "placed_at": "2020-01-15T10:00:00Z", "total_cents": 500,
+        "lines": [{"product_id": 1, "product_name": "Old", "quantity": 1, "unit_price_cents": 500}]}"#;
+    app.db
+        .write()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE TABLE bus.event_log_y2020m01 PARTITION OF bus.event_log
+                 FOR VALUES FROM ('2020-01-01') TO ('2020-02-01');
+             INSERT INTO bus.event_log (id, subject, payload, occurred_at) VALUES
+                 (1, 'orders.placed', '{placed}', '2020-01-15 10:00Z'),
+                 (2, 'orders.confirmed', '{{\"order_id\": -7}}', '2020-01-15 10:01Z')"
+        ))
+        .await
+        .unwrap();
+    let done = platform::bus::partitions::maintain(&app.db, 3, 12, 0)
+        .await
+        .unwrap();
+    assert_eq!(done.archived, ["event_log_y2020m01"]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM bus.event_log WHERE id < 0")
+            .await,
+        0
+    );
+
+    assert_eq!(reports::rebuild(&app.db).await.unwrap().generation, 2);
+    assert_eq!(
+        text(&app, "SELECT concat_ws(' ', status, total_cents, customer_name) FROM reports.order_summaries WHERE order_id = -7").await,
+        "confirmed 500 Ada"
+    );
+    assert_eq!(
+        text(&app, "SELECT concat_ws(' ', orders_placed, orders_confirmed, spent_cents) FROM reports.customer_stats WHERE customer_id = -70").await,
+        "1 1 500"
+    );
 }

@@ -325,3 +325,70 @@ async fn orders_whose_events_the_broker_lost_still_end_and_are_reported() {
     assert_eq!(statuses, ["confirmed"; 8]);
     worker.stop().await;
 }
+
+/// An order whose `OrderPlaced` ran out of deliveries (another runner held its lease all
+/// along) waits in the dead-letter stream; `keel dlq list` shows it with its reason, and
+/// `keel dlq replay` puts it back: the order completes, charged once, and the stream is empty.
+#[tokio::test]
+async fn a_dead_lettered_order_replayed_completes() {
+    use keel::dead_letters::{Action, run};
+    use platform::bus::dlq::Filter;
+
+    let provider = provider(Behaviour::default()).await;
+    let app = app_with(&provider, OrderMode::Async).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 400, 10).await;
+    let customer = app.customer().await;
+    let placed = app.order(&customer, product, 1).await;
+    let id = body(placed).await["id"].as_i64().unwrap();
+    // A runner that holds the order and never finishes: every delivery finds it busy.
+    app.count(&format!(
+        "WITH u AS (UPDATE orders.orders SET saga_lease_until = now() + interval '1 hour'
+                     WHERE id = {id} RETURNING 1) SELECT count(*) FROM u"
+    ))
+    .await;
+    let mut config = worker_config(&app.config, &nats_url(), &nats_prefix());
+    config.bus.max_deliver = 2;
+    let bus = config.bus.clone();
+    let worker = spawn_worker(config).await;
+    let sagas = Filter {
+        consumer: Some("order-saga".into()),
+        ..Filter::default()
+    };
+    eventually(
+        "the order dead-lettered",
+        Duration::from_secs(30),
+        async || !run(&bus, &sagas, Action::List).await.unwrap().is_empty(),
+    )
+    .await;
+    let letters = run(&bus, &sagas, Action::List).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].subject, "orders.placed");
+    assert!(
+        letters[0].reason.contains("still waiting"),
+        "{}",
+        letters[0].reason
+    );
+    let order = body(app.get(&format!("/orders/{id}"), Some(&customer)).await).await;
+    assert_eq!(order["status"], "stock_reserved");
+
+    // The runner is gone; an operator replays.
+    app.count(&format!(
+        "WITH u AS (UPDATE orders.orders SET saga_lease_until = NULL WHERE id = {id} RETURNING 1)
+         SELECT count(*) FROM u"
+    ))
+    .await;
+    assert_eq!(run(&bus, &sagas, Action::Replay).await.unwrap().len(), 1);
+    let order = app
+        .wait_for_final(&customer, id, Duration::from_secs(30))
+        .await;
+    assert_eq!(order["status"], "confirmed", "{order}");
+    assert_eq!(charges(&provider, id).await.len(), 1);
+    assert!(
+        run(&bus, &Filter::default(), Action::List)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    worker.stop().await;
+}

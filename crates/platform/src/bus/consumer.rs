@@ -206,11 +206,13 @@ async fn deliver<H, F>(
         metrics::counter!("keel_bus_redeliveries_total", "consumer" => spec.name).increment(1);
     }
     let max = bus.config().max_deliver;
-    let id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-        .and_then(|v| v.as_str().parse::<i64>().ok());
+    // The outbox id: the message id, or on a replayed dead letter (whose message id must
+    // differ from the original's) its own header.
+    let id = message.headers.as_ref().and_then(|h| {
+        h.get(super::dlq::EVENT_ID)
+            .or_else(|| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .and_then(|v| v.as_str().parse::<i64>().ok())
+    });
     let occurred_at = message
         .headers
         .as_ref()
@@ -272,7 +274,7 @@ async fn deliver<H, F>(
                 reason,
                 "dead-lettering message"
             );
-            if let Err(e) = dead_letter(bus, spec, &message, &reason).await {
+            if let Err(e) = dead_letter(bus, spec, &message, id, &reason).await {
                 // Not acked: it is redelivered once the dead-letter stream is reachable.
                 tracing::warn!(error = %e, "dead-letter publish failed");
                 return;
@@ -290,6 +292,7 @@ async fn dead_letter(
     bus: &Bus,
     spec: &ConsumerSpec,
     message: &async_nats::jetstream::Message,
+    id: Option<i64>,
     reason: &str,
 ) -> Result<(), InfraError> {
     let unavailable =
@@ -304,12 +307,15 @@ async fn dead_letter(
         .header("Keel-Dlq-Reason", reason.replace(['\r', '\n'], " "))
         .header("Keel-Dlq-Consumer", spec.name)
         .header("Keel-Dlq-Subject", message.subject.as_str());
-    if let Some(id) = message
+    if let Some(id) = id {
+        publish = publish.header(super::dlq::EVENT_ID, id.to_string());
+    }
+    if let Some(at) = message
         .headers
         .as_ref()
-        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .and_then(|h| h.get(super::relay::OCCURRED_AT))
     {
-        publish = publish.header("Keel-Event-Id", id.as_str());
+        publish = publish.header(super::relay::OCCURRED_AT, at.as_str());
     }
     bus.jetstream()
         .send_publish(

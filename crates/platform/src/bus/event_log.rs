@@ -1,5 +1,6 @@
-//! Reading the permanent event log (`bus.event_log`, one partition per month), for whoever
-//! rebuilds state from it. Writing goes through [`super::outbox::append`] only.
+//! Reading the permanent event log (`bus.event_log`, one partition per month, and the months
+//! past its retention in `bus.event_archive`), for whoever rebuilds state from it. Writing
+//! goes through [`super::outbox::append`] only.
 
 use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
@@ -27,7 +28,8 @@ impl LoggedEvent {
     }
 }
 
-/// Up to `limit` events after id `after`, in id order (a page of a replay).
+/// Up to `limit` events after id `after`, in id order, from the archive and the log (a page
+/// of a replay of every event).
 pub async fn page(
     client: &impl GenericClient,
     after: i64,
@@ -35,7 +37,8 @@ pub async fn page(
 ) -> Result<Vec<LoggedEvent>, InfraError> {
     let statement = client
         .prepare_cached(
-            "SELECT id, subject, payload::text, occurred_at FROM bus.event_log
+            "SELECT id, subject, payload::text, occurred_at
+               FROM (SELECT * FROM bus.event_archive UNION ALL SELECT * FROM bus.event_log) e
               WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .await?;
@@ -43,16 +46,15 @@ pub async fn page(
     Ok(rows.iter().map(LoggedEvent::from_row).collect())
 }
 
-/// The ids of the events that occurred from `from` to `to`, in id order.
+/// The ids of the events that occurred from `from` to `to` (a range of the log's primary
+/// key, in no particular order).
 pub async fn ids_between(
     client: &impl GenericClient,
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<i64>, InfraError> {
     let statement = client
-        .prepare_cached(
-            "SELECT id FROM bus.event_log WHERE occurred_at BETWEEN $1 AND $2 ORDER BY id",
-        )
+        .prepare_cached("SELECT id FROM bus.event_log WHERE occurred_at BETWEEN $1 AND $2")
         .await?;
     let rows = client.query(&statement, &[&from, &to]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())

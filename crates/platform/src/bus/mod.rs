@@ -8,6 +8,7 @@
 //!   bounded redelivery and a dead-letter stream.
 
 pub mod consumer;
+pub mod dlq;
 pub mod event_log;
 pub mod outbox;
 pub mod partitions;

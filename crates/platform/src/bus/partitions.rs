@@ -1,5 +1,7 @@
-//! The event log's monthly partitions: created ahead of time, detached and dropped after the
-//! retention, so old events cost a `DROP TABLE`, not a mass `DELETE`.
+//! The event log's monthly partitions: created ahead of time, and after the retention moved
+//! to the archive (`bus.event_archive`, which rebuilds read too) — a `DETACH` and an
+//! `ATTACH`, not a mass `DELETE`; the archive's months are dropped only past a retention of
+//! their own, when one is set.
 
 use time::{Date, Month, OffsetDateTime};
 
@@ -9,6 +11,9 @@ use crate::{InfraError, db::Db};
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Maintained {
     pub created: Vec<String>,
+    /// Moved from the log to the archive.
+    pub archived: Vec<String>,
+    /// Dropped from the archive, for good.
     pub dropped: Vec<String>,
 }
 
@@ -42,10 +47,13 @@ pub async fn ensure(db: &Db, months_ahead: u32) -> Result<Vec<String>, InfraErro
     Ok(created)
 }
 
-/// Detaches and drops the partitions whose whole month ended more than `retention_months`
-/// months before the current one.
-pub async fn drop_expired(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
-    let client = db.write().await?;
+/// The partitions of `parent` whose whole month ended more than `retention_months` months
+/// before the current one, with their months.
+async fn expired(
+    client: &crate::db::Connection,
+    parent: &str,
+    retention_months: u32,
+) -> Result<Vec<(String, Date)>, InfraError> {
     let mut cutoff = first_of_month(OffsetDateTime::now_utc().date());
     for _ in 0..retention_months {
         cutoff = previous_month(cutoff);
@@ -54,39 +62,73 @@ pub async fn drop_expired(db: &Db, retention_months: u32) -> Result<Vec<String>,
         .query(
             "SELECT c.relname FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = 'bus.event_log'::regclass
+              WHERE i.inhparent = $1::text::regclass
               ORDER BY c.relname",
-            &[],
+            &[&parent],
         )
         .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let name: String = row.get(0);
+            let month = parse_partition_name(&name)?;
+            (next_month(month) <= cutoff).then_some((name, month))
+        })
+        .collect())
+}
+
+/// Moves the log's partitions past `retention_months` to the archive, each in one
+/// transaction (the events are in the log or in the archive, never in neither).
+pub async fn archive_expired(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
+    let client = db.write().await?;
+    let mut archived = Vec::new();
+    for (name, month) in expired(&client, "bus.event_log", retention_months).await? {
+        let next = next_month(month);
+        client
+            .batch_execute(&format!(
+                "BEGIN;
+                 ALTER TABLE bus.event_log DETACH PARTITION bus.{name};
+                 ALTER TABLE bus.event_archive ATTACH PARTITION bus.{name}
+                     FOR VALUES FROM ('{month}') TO ('{next}');
+                 COMMIT;"
+            ))
+            .await?;
+        archived.push(name);
+    }
+    Ok(archived)
+}
+
+/// Drops the archive's partitions past `retention_months`; none when it is 0 (kept for
+/// good).
+pub async fn drop_archived(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
+    if retention_months == 0 {
+        return Ok(Vec::new());
+    }
+    let client = db.write().await?;
     let mut dropped = Vec::new();
-    for row in rows {
-        let name: String = row.get(0);
-        let Some(month) = parse_partition_name(&name) else {
-            continue;
-        };
-        if next_month(month) <= cutoff {
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE bus.event_log DETACH PARTITION bus.{name};
-                     DROP TABLE bus.{name};"
-                ))
-                .await?;
-            dropped.push(name);
-        }
+    for (name, _) in expired(&client, "bus.event_archive", retention_months).await? {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE bus.event_archive DETACH PARTITION bus.{name};
+                 DROP TABLE bus.{name};"
+            ))
+            .await?;
+        dropped.push(name);
     }
     Ok(dropped)
 }
 
-/// Creates upcoming partitions and drops expired ones.
+/// Creates upcoming partitions, archives the log's expired ones and drops the archive's.
 pub async fn maintain(
     db: &Db,
     months_ahead: u32,
     retention_months: u32,
+    archive_retention_months: u32,
 ) -> Result<Maintained, InfraError> {
     Ok(Maintained {
         created: ensure(db, months_ahead).await?,
-        dropped: drop_expired(db, retention_months).await?,
+        archived: archive_expired(db, retention_months).await?,
+        dropped: drop_archived(db, archive_retention_months).await?,
     })
 }
 

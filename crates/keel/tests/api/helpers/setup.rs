@@ -109,6 +109,7 @@ pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> Worke
         payments: app_config.payments.clone(),
         maintenance: MaintenanceConfig {
             event_log_retention_months: 12,
+            event_archive_retention_months: 0,
             event_log_months_ahead: 2,
             processed_retention: Duration::from_secs(3600),
         },
