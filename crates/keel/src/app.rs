@@ -11,7 +11,7 @@ use platform::{
     InfraError,
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError, OverBudget},
-    http::{Policy, Routes, SelectiveLayer},
+    http::{Draining, Policy, Routes, SelectiveLayer, Serving},
     idempotency::Lease,
     ratelimit::RateLimiter,
     redis::{Redis, RedisConfigError},
@@ -23,7 +23,7 @@ use crate::{
     Config,
     consistency::IssueTokens,
     features::{self, Features},
-    health::{self, Dependencies, Draining},
+    health::{self, Dependencies},
     limits::Limits,
     openapi,
 };
@@ -181,11 +181,9 @@ pub struct Application {
     invalidations: tokio::task::JoinHandle<()>,
     /// Set when the shutdown signal comes: `/readyz` answers 503 from then on.
     draining: Draining,
-    /// How long it keeps serving after that, before it stops accepting connections.
-    shutdown_delay: Duration,
-    /// Whether requests carry the peer's address (`ConnectInfo`): only rate limiting reads
-    /// it, and it costs every request a boxed extension.
-    peer_addresses: bool,
+    /// The connections' bounds, the shutdown delay, and whether requests carry the peer's
+    /// address (only rate limiting reads it, and it costs every request a boxed extension).
+    serving: Serving,
 }
 
 impl Application {
@@ -212,9 +210,12 @@ impl Application {
             db,
             cache,
             invalidations,
+            serving: Serving {
+                config: config.http.clone(),
+                peer_addresses: !config.rate_limits.rate_limit_off,
+                draining: draining.clone(),
+            },
             draining,
-            shutdown_delay: config.http.shutdown_delay,
-            peer_addresses: !config.rate_limits.rate_limit_off,
         })
     }
 
@@ -229,14 +230,15 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until `shutdown` completes; then answers `/readyz` with 503 at once, keeps
-    /// serving for the shutdown delay (while balancers take it out), stops accepting and
-    /// drains the requests in flight.
+    /// Serves until `shutdown` completes; then answers `/readyz` with 503 and asks clients
+    /// to close their connections (`Connection: close`) at once, keeps serving for the
+    /// shutdown delay (while balancers take it out), stops accepting and drains the requests
+    /// in flight.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (draining, delay) = (self.draining.clone(), self.shutdown_delay);
+        let (draining, delay) = (self.draining.clone(), self.serving.config.shutdown_delay);
         let shutdown = async move {
             shutdown.await;
             draining.start();
@@ -246,18 +248,8 @@ impl Application {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
         // Health and lag of the read replicas, if any are configured.
         let replicas = tokio::spawn(self.db.clone().watch_replicas(REPLICA_CHECK));
-        let served = if self.peer_addresses {
-            let service = self
-                .router
-                .into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(self.listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        } else {
-            axum::serve(self.listener, self.router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        };
+        let served =
+            platform::http::serve(self.listener, self.router, self.serving, shutdown).await;
         purge.abort();
         replicas.abort();
         self.invalidations.abort();

@@ -9,13 +9,7 @@
 //!   said in the body and in `keel_degraded`: pulling every instance for it would turn a
 //!   degraded service into none.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use axum::{
     Json,
@@ -25,7 +19,7 @@ use axum::{
 };
 use platform::{
     db::Db,
-    http::{Policy, Problem, Routes},
+    http::{Draining, Policy, Problem, Routes},
     redis::Redis,
 };
 use serde_json::json;
@@ -36,21 +30,6 @@ pub(crate) struct Dependencies {
     pub(crate) db: Db,
     pub(crate) redis: Redis,
     pub(crate) draining: Draining,
-}
-
-/// Set once the instance has been told to stop; clones share it.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    pub(crate) fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-        metrics::gauge!("keel_draining").set(1.0);
-    }
-
-    fn is_on(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// Never rate limited: an orchestrator's probe must always get an answer.

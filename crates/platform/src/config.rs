@@ -94,6 +94,16 @@ pub struct HttpConfig {
     #[arg(long, env = "KEEL_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
 
+    /// How long a client may take to send a request's headers — and so how long a kept-alive
+    /// connection may sit idle before the next request — before its connection is closed.
+    /// Keep it above a balancer's idle timeout for its pooled connections to the instance.
+    #[arg(long, env = "KEEL_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Connections open at once, at most; more wait in the listen backlog until one closes.
+    #[arg(long, env = "KEEL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
     /// Largest request body accepted; larger ones get a 413 problem.
     #[arg(long, env = "KEEL_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,

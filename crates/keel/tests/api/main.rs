@@ -26,3 +26,4 @@ mod reports;
 mod saga;
 mod saga_faults;
 mod shutdown;
+mod slow_clients;

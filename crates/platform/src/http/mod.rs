@@ -10,6 +10,7 @@ pub(crate) mod red;
 mod route;
 mod scrape;
 mod selective;
+mod serve;
 
 pub use extract::{IdPath, Json, Path, Query};
 pub use middleware::{fallback, layer};
@@ -17,6 +18,7 @@ pub use problem::{FieldError, Problem};
 pub use route::{Feature, Policy, RateClass, Routes};
 pub use scrape::metrics_routes;
 pub use selective::{Selective, SelectiveLayer, SelectiveService, call_next};
+pub use serve::{Draining, Serving, serve};
 
 /// The response header that carries a write's consistency token, and the request header a
 /// client may send it back in, so its reads see that write.

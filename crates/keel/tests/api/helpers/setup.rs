@@ -38,6 +38,8 @@ pub fn test_config(database_url: String) -> Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             request_timeout: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
+            header_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
             body_limit: 64 * 1024,
         },
         db: DbConfig {
