@@ -292,3 +292,42 @@ async fn nothing_a_client_sends_causes_a_5xx() {
         );
     }
 }
+
+/// With every write connection taken, a write waits `KEEL_DB_ACQUIRE_TIMEOUT` for one, then
+/// is shed with a 503 problem and `Retry-After` instead of queueing forever; and it wrote
+/// nothing.
+#[tokio::test]
+async fn an_exhausted_pool_sheds_with_503_and_retry_after() {
+    let mut config = crate::helpers::test_config(crate::helpers::create_database().await);
+    config.db.write_pool = 1;
+    config.db.acquire_timeout = std::time::Duration::from_millis(300);
+    let app = crate::helpers::spawn_app_with(config).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 10).await;
+    let other = app.product(&admin, 100, 10).await;
+    let customer = app.customer().await;
+    // The only write connection, held by an order waiting on this row.
+    let lock = app.lock_stock(product).await;
+    let holding = tokio::spawn(
+        app.client
+            .post(app.url("/orders"))
+            .bearer_auth(&customer)
+            .json(&json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }))
+            .send(),
+    );
+    crate::helpers::eventually("the order holding the connection", std::time::Duration::from_secs(5), async || {
+        app.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").await >= 1
+    })
+    .await;
+    let shed = app.order(&customer, other, 1).await;
+    assert_eq!(shed.headers()["retry-after"], "1");
+    let problem = problem(shed, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem["type"], "urn:keel:problem:unavailable");
+    lock.release().await;
+    assert_eq!(
+        holding.await.unwrap().unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(app.stock(other).await, 10, "the shed order took nothing");
+    assert_eq!(app.count("SELECT count(*) FROM orders.orders").await, 1);
+}

@@ -299,3 +299,51 @@ async fn a_rebuild_reads_the_archived_months_too() {
         "1 1 500"
     );
 }
+
+/// JetStream redelivers an event whose ack was lost: the projection applies it once (the
+/// customer counted once, the confirmed sale once), and an event it cannot read is an error
+/// for the dead-letter stream, never acknowledged as applied.
+#[tokio::test]
+async fn a_projection_fed_the_same_event_twice_applies_it_once() {
+    use platform::bus::consumer::{Delivery, Handled, HandlerError};
+    let app = spawn_app().await;
+    let delivery = |id: i64, subject: &str, payload: &str| Delivery {
+        id,
+        subject: subject.to_owned(),
+        payload: bytes::Bytes::from(payload.to_owned()),
+        attempt: 1,
+        last_attempt: false,
+        occurred_at: None,
+    };
+    let placed = r#"{"order_id": 9, "user_id": 90, "customer_name": "Bo", "total_cents": 250,
+        "lines": [{"product_id": 3, "product_name": "Tea", "quantity": 1, "unit_price_cents": 250}]}"#;
+    let confirmed = r#"{"order_id": 9}"#;
+    for _ in 0..2 {
+        for (id, subject, payload) in [
+            (101, "orders.placed", placed),
+            (102, "orders.confirmed", confirmed),
+        ] {
+            let handled = reports::project_event(&app.db, delivery(id, subject, payload)).await;
+            assert!(matches!(handled, Ok(Handled::Done)), "{handled:?}");
+        }
+    }
+    assert_eq!(
+        text(&app, "SELECT concat_ws(' ', orders_placed, orders_confirmed, spent_cents) FROM reports.customer_stats WHERE customer_id = 90").await,
+        "1 1 250"
+    );
+    assert_eq!(
+        text(&app, "SELECT concat_ws(' ', units, revenue_cents, orders) FROM reports.product_sales_daily WHERE product_id = 3").await,
+        "1 250 1"
+    );
+    let unknown = reports::project_event(&app.db, delivery(103, "orders.renamed", "{}")).await;
+    assert!(
+        matches!(unknown, Err(HandlerError::Permanent(_))),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM reports_g1.applied_events WHERE event_id = 103")
+            .await,
+        0,
+        "an unknown event is not marked applied"
+    );
+}
