@@ -32,19 +32,8 @@ pub async fn project_event(db: &Db, delivery: Delivery) -> Result<Handled, Handl
     };
     let mut client = db.write().await?;
     let tx = client.transaction().await.map_err(InfraError::from)?;
-    // Shared with other projections, exclusive to a rebuild switching generations.
-    let active = tx
-        .prepare_cached(
-            "SELECT generation FROM reports.generations WHERE state = 'active' FOR SHARE",
-        )
-        .await
-        .map_err(InfraError::from)?;
-    let generation: i32 = tx
-        .query_one(&active, &[])
-        .await
-        .map_err(InfraError::from)?
-        .get(0);
-    let applied = match project::apply(&tx, &project::schema(generation), &event).await {
+    let schema = project::active_schema(&tx).await?;
+    let applied = match project::apply(&tx, &schema, &event).await {
         Ok(applied) => applied,
         // Dead-lettered, where it waits for a build that knows it (and is replayed from there).
         Err(unknown @ ApplyError::Unknown { .. }) => {

@@ -21,6 +21,17 @@ pub(crate) struct StoredEvent<'a> {
     pub(crate) occurred_at: OffsetDateTime,
 }
 
+impl<'a> From<&'a platform::bus::event_log::LoggedEvent> for StoredEvent<'a> {
+    fn from(logged: &'a platform::bus::event_log::LoggedEvent) -> Self {
+        Self {
+            id: logged.id,
+            subject: &logged.subject,
+            payload: logged.payload.as_bytes(),
+            occurred_at: logged.occurred_at,
+        }
+    }
+}
+
 /// What applying an event did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Applied {
@@ -216,6 +227,36 @@ async fn advance(
     )
     .await?;
     Ok(row.get(0))
+}
+
+/// The schema of the active generation, held in the caller's transaction: other
+/// projections share the hold, a rebuild's switch waits for it.
+pub(crate) async fn active_schema(tx: &impl GenericClient) -> Result<String, InfraError> {
+    let statement = tx
+        .prepare_cached(
+            "SELECT generation FROM reports.generations WHERE state = 'active' FOR SHARE",
+        )
+        .await?;
+    Ok(schema(tx.query_one(&statement, &[]).await?.get(0)))
+}
+
+/// Of the event ids `logged`, those the generation in `schema` has not applied, in id order.
+pub(crate) async fn unapplied(
+    tx: &impl GenericClient,
+    schema: &str,
+    logged: &[i64],
+) -> Result<Vec<i64>, InfraError> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT id FROM unnest($1::bigint[]) AS r (id)
+                  WHERE NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = r.id)
+                  ORDER BY id"
+            ),
+            &[&logged],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// The schema of generation `n`.

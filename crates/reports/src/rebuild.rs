@@ -3,16 +3,16 @@
 //! projector to it in one transaction and drops the old one.
 //!
 //! 1. The next generation's tables are created, empty.
-//! 2. The event log is applied to them in id order, a page per transaction. The live
-//!    projector meanwhile keeps the active generation current.
+//! 2. The event archive and the event log are applied to them in id order, a page per
+//!    transaction. The live projector meanwhile keeps the active generation current.
 //! 3. One transaction locks the active generation (live projection waits), applies every
 //!    logged event the new generation still lacks — those whose transactions were not yet
 //!    committed when step 2 passed their ids — and re-points the views at it.
 //!
 //! Step 3 looks back [`STRAGGLERS`] before the rebuild began: a transaction that writes an
-//! event and stays open longer than that while step 2 runs would be missed. Events older
-//! than the log's retention (`keel maintenance`) are gone, and so are their orders from the
-//! rebuilt read models.
+//! event and stays open longer than that while step 2 runs would be missed. Months past the
+//! log's retention are in the archive and replayed; only months dropped from the archive
+//! (`KEEL_EVENT_ARCHIVE_RETENTION_MONTHS`) are gone, and their orders with them.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ pub struct Rebuilt {
     pub applied: u64,
     /// Of those, applied in the final, locking transaction.
     pub caught_up: u64,
-    /// Step events whose order was placed before the log's retention: left out.
+    /// Step events whose order was placed in a month dropped from the archive: left out.
     pub orphaned: u64,
     /// Events this build cannot read (an unknown subject, a payload that does not parse):
     /// skipped, and counted in `keel_projection_unknown_events_total` too.
@@ -118,19 +118,7 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
     )
     .await?;
     let recent = event_log::ids_between(&tx, began - STRAGGLERS, OffsetDateTime::now_utc()).await?;
-    let missing: Vec<i64> = tx
-        .query(
-            &format!(
-                "SELECT id FROM unnest($1::bigint[]) AS r (id)
-                  WHERE NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = r.id)
-                  ORDER BY id"
-            ),
-            &[&recent],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let missing = project::unapplied(&tx, &schema, &recent).await?;
     let stragglers = event_log::by_ids(&tx, &missing).await?;
     let before = totals.applied;
     apply_events(&tx, &schema, &stragglers, &mut totals).await?;
@@ -154,16 +142,11 @@ async fn apply_events(
     totals: &mut Rebuilt,
 ) -> Result<(), Error> {
     for logged in events {
-        let event = StoredEvent {
-            id: logged.id,
-            subject: &logged.subject,
-            payload: logged.payload.as_bytes(),
-            occurred_at: logged.occurred_at,
-        };
-        match project::apply(tx, schema, &event).await {
+        match project::apply(tx, schema, &StoredEvent::from(logged)).await {
             Ok(Applied::Done) => totals.applied += 1,
             Ok(Applied::Already) => {}
-            // In id order an order's OrderPlaced comes first: it was dropped with old partitions.
+            // In id order an order's OrderPlaced comes first: it went with an archived month
+            // dropped for good.
             Ok(Applied::OrderUnknown) => totals.orphaned += 1,
             Err(unknown @ ApplyError::Unknown { .. }) => {
                 totals.unknown += 1;

@@ -34,28 +34,9 @@ pub async fn reconcile(
 ) -> Result<Reconciled, Error> {
     let mut client = db.write().await?;
     let tx = client.transaction().await.map_err(InfraError::from)?;
-    let generation: i32 = tx
-        .query_one(
-            "SELECT generation FROM reports.generations WHERE state = 'active' FOR SHARE",
-            &[],
-        )
-        .await?
-        .get(0);
-    let schema = project::schema(generation);
+    let schema = project::active_schema(&tx).await?;
     let logged = event_log::ids_between(&tx, from, to).await?;
-    let missing: Vec<i64> = tx
-        .query(
-            &format!(
-                "SELECT id FROM unnest($1::bigint[]) AS r (id)
-                  WHERE NOT EXISTS (SELECT 1 FROM {schema}.applied_events a WHERE a.event_id = r.id)
-                  ORDER BY id"
-            ),
-            &[&logged],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let missing = project::unapplied(&tx, &schema, &logged).await?;
     let mut done = Reconciled::default();
     for logged in event_log::by_ids(&tx, &missing).await? {
         match apply(&tx, &schema, &logged).await? {
@@ -80,13 +61,7 @@ async fn apply(
     schema: &str,
     logged: &LoggedEvent,
 ) -> Result<bool, Error> {
-    let event = StoredEvent {
-        id: logged.id,
-        subject: &logged.subject,
-        payload: logged.payload.as_bytes(),
-        occurred_at: logged.occurred_at,
-    };
-    match project::apply(tx, schema, &event).await {
+    match project::apply(tx, schema, &StoredEvent::from(logged)).await {
         Ok(Applied::Done) => Ok(true),
         Ok(Applied::Already | Applied::OrderUnknown) | Err(ApplyError::Unknown { .. }) => Ok(false),
         Err(ApplyError::Infra(e)) => Err(e.into()),

@@ -19,19 +19,12 @@ pub async fn forget_applied_events(
     older_than: Duration,
 ) -> Result<u64, InfraError> {
     let tx = client.transaction().await?;
-    let generation: i32 = tx
-        .query_one(
-            "SELECT generation FROM reports.generations WHERE state = 'active' FOR SHARE",
-            &[],
-        )
-        .await?
-        .get(0);
+    let schema = project::active_schema(&tx).await?;
     let forgotten = tx
         .execute(
             &format!(
-                "DELETE FROM {}.applied_events
-                  WHERE applied_at < now() - $1::float8 * interval '1 second'",
-                project::schema(generation)
+                "DELETE FROM {schema}.applied_events
+                  WHERE applied_at < now() - $1::float8 * interval '1 second'"
             ),
             &[&older_than.as_secs_f64()],
         )

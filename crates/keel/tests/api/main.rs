@@ -19,6 +19,7 @@ mod load_balancer;
 mod metrics;
 mod nats_server;
 mod orders;
+mod payments;
 mod rate_limit;
 mod redis_server;
 mod replicas;
