@@ -135,7 +135,10 @@ async fn a_pool_of_one_under_concurrency_is_an_exhausted_pool() {
     );
 }
 
-#[tokio::test]
+// The provider runs in this process: on a runtime of its own threads, so the test's load
+// loop and the diagnosis's synchronous reads of `/proc` never hold its answers back (a
+// provider that answers late is a slow third party only from Keel's side of the wire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_provider_in_sync_mode_is_the_third_party() {
     let provider = FakePayments::start(
         "127.0.0.1:0".parse().unwrap(),
