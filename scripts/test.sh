@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: installs and starts PostgreSQL and Redis if missing, then `cargo test`.
+# Runs every test: installs and starts PostgreSQL and Redis if missing, then `cargo test`,
+# then the API contract check (scripts/contract.sh: schemathesis against a running Keel).
 # Each integration test creates its own database and Redis key prefix, so they run in
-# parallel; databases left by earlier runs are dropped first.
+# parallel; databases left by earlier runs are dropped first. Arguments go to `cargo test`;
+# with any, the contract check is skipped (a filtered run is not the whole suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -20,4 +22,8 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
+if [ "$#" -eq 0 ]; then
+    log "API contract (schemathesis)"
+    KEEL_BIN=target/debug/keel scripts/contract.sh || status=$?
+fi
 exit "$status"

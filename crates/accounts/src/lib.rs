@@ -12,7 +12,7 @@ mod register;
 pub mod seed;
 mod user;
 
-pub use error::Error;
+pub use error::{Error, PROBLEMS};
 pub use http::{ApiDoc, routes};
 pub(crate) use login::{LoginRequest, LoginResponse, login};
 pub use register::promote_to_admin;

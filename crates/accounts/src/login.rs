@@ -7,12 +7,14 @@ use identity::CurrentUser;
 
 use crate::{Accounts, Email, Error, User, password};
 
+/// An email and password; the example is one of `keel seed`'s demo customers.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "user1@demo.keel", "password": "keel-demo-password"}))]
 pub(crate) struct LoginRequest {
-    #[schema(value_type = String, format = "email")]
+    #[schema(schema_with = Email::schema)]
     pub email: Email,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     pub password: LoginPassword,
 }
 
@@ -30,10 +32,10 @@ impl std::fmt::Debug for LoginPassword {
 impl TryFrom<String> for LoginPassword {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        match text.len() {
+        match text.chars().count() {
             0 => Err("must not be empty".into()),
             1..=1024 => Ok(Self(text)),
-            _ => Err("must be at most 1024 bytes".into()),
+            _ => Err("must be at most 1024 characters".into()),
         }
     }
 }

@@ -11,9 +11,9 @@ use crate::{Accounts, Email, Error, User, password, user::Name};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
-    #[schema(value_type = String, format = "email", example = "ada@example.com")]
+    #[schema(schema_with = Email::schema)]
     pub email: Email,
-    #[schema(value_type = String, example = "Ada Lovelace")]
+    #[schema(schema_with = Name::schema)]
     pub name: Name,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub password: password::Password,

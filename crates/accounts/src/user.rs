@@ -12,7 +12,7 @@ use identity::Role;
 pub struct User {
     #[schema(value_type = i64)]
     pub id: UserId,
-    #[schema(value_type = String, format = "email")]
+    #[schema(schema_with = Email::schema)]
     pub email: Email,
     pub name: String,
     pub role: Role,
@@ -33,24 +33,30 @@ impl User {
     }
 }
 
+/// One part of an email address: no `@` or `.`, space or ASCII control character.
+const EMAIL_PART: &str = "[^@.\\x00-\\x20\\x7f]";
+
 platform::checked_string!(
-    /// An email address, trimmed and lower-cased, so that one address is one account.
+    /// An email address, lower-cased, so that one address is one account: a local part of 1
+    /// to 64 characters, `@`, and a domain of two or more dot-separated labels; at most 254
+    /// characters, no spaces or control characters.
     pub Email,
+    schema: |s| s
+        .pattern(Some(format!("^(?:{EMAIL_PART}|\\.){{1,64}}@{EMAIL_PART}+(?:\\.{EMAIL_PART}+)+$")))
+        .max_length(Some(254))
+        .examples(["ada@example.com"]),
     |text| {
-        let email = text.trim().to_lowercase();
-        let Some((local, domain)) = email.split_once('@') else {
+        let allowed = |c: char| c != '@' && !c.is_ascii_control() && c != ' ';
+        let Some((local, domain)) = text.split_once('@') else {
             return Err("must be an email address like name@example.com".into());
         };
-        let valid = email.len() <= 254
-            && !local.is_empty()
-            && local.len() <= 64
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains('@')
-            && email.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii());
+        let valid = text.chars().count() <= 254
+            && (1..=64).contains(&local.chars().count())
+            && local.chars().all(allowed)
+            && domain.split('.').count() >= 2
+            && domain.split('.').all(|label| !label.is_empty() && label.chars().all(allowed));
         valid
-            .then_some(email)
+            .then(|| text.to_lowercase())
             .ok_or_else(|| "must be an email address of at most 254 characters, like name@example.com".into())
     }
 );
@@ -58,13 +64,11 @@ platform::checked_string!(
 platform::checked_string!(
     /// A display name: 1 to 100 characters, no control characters.
     pub Name,
-    |text| {
-        let name = text.trim();
-        let valid = !name.is_empty() && name.chars().count() <= 100 && !name.chars().any(char::is_control);
-        valid
-            .then(|| name.to_owned())
-            .ok_or_else(|| "must be 1 to 100 characters without control characters".into())
-    }
+    schema: |s| s
+        .pattern(Some(platform::newtype::DISPLAY_TEXT_PATTERN))
+        .max_length(Some(100))
+        .examples(["Ada Lovelace"]),
+    |text| platform::newtype::display_text(text, 100)
 );
 
 #[cfg(test)]
@@ -74,9 +78,11 @@ mod tests {
     #[test]
     fn emails_are_normalised() {
         assert_eq!(
-            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            Email::parse("Ada@Example.COM").unwrap().as_str(),
             "ada@example.com"
         );
+        // As the schema's pattern says: spaces are not part of an address, even around it.
+        assert!(Email::parse(" ada@example.com").is_err());
     }
 
     #[test]
@@ -90,6 +96,8 @@ mod tests {
             "ada@.com",
             "a b@example.com",
             "a@b@example.com",
+            "ada@example..com",
+            "ada@example.com.",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }

@@ -117,7 +117,7 @@ async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StockChange {
-    #[schema(value_type = i32, minimum = 0)]
+    #[schema(schema_with = StockLevel::schema)]
     on_hand: StockLevel,
 }
 

@@ -15,6 +15,7 @@ mod write;
 pub use cached::ProductCache;
 pub(crate) use contract::ProductId;
 pub(crate) use error::Error;
+pub use error::PROBLEMS;
 pub use http::{ApiDoc, routes};
 pub(crate) use product::{Category, Description, Money, Product, ProductName, Sku};
 pub(crate) use query::{ProductFilter, ProductPage};

@@ -50,8 +50,8 @@ impl Product {
 platform::checked_string!(
     /// A stock-keeping unit: 1 to 64 letters, digits, `-` or `_`.
     pub Sku,
-    |text| {
-        let sku = text.trim();
+    schema: |s| s.pattern(Some("^[A-Za-z0-9_-]{1,64}$")).examples(["LAMP-001"]),
+    |sku| {
         let ok = (1..=64).contains(&sku.len())
             && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| sku.to_owned())
@@ -62,28 +62,30 @@ platform::checked_string!(
 platform::checked_string!(
     /// A product name: 1 to 200 characters, no control characters.
     pub ProductName,
-    |text| {
-        let name = text.trim();
-        let ok = !name.is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control);
-        ok.then(|| name.to_owned())
-            .ok_or_else(|| "must be 1 to 200 characters without control characters".into())
-    }
+    schema: |s| s
+        .pattern(Some(platform::newtype::DISPLAY_TEXT_PATTERN))
+        .max_length(Some(200))
+        .examples(["Desk lamp"]),
+    |text| platform::newtype::display_text(text, 200)
 );
 
 platform::checked_string!(
     /// A description: at most 4000 characters; empty by default.
     #[derive(Default)]
     pub Description,
+    schema: |s| s.max_length(Some(4000)).pattern(Some("^[^\\x00]*$")),
     |text| {
-        (text.chars().count() <= 4000)
+        // PostgreSQL's text cannot hold NUL; every other character may describe.
+        (text.chars().count() <= 4000 && !text.contains('\0'))
             .then(|| text.trim().to_owned())
-            .ok_or_else(|| "must be at most 4000 characters".into())
+            .ok_or_else(|| "must be at most 4000 characters, none of them NUL".into())
     }
 );
 
 platform::checked_string!(
     /// A category slug: 1 to 64 lower-case letters, digits or `-`.
     pub Category,
+    schema: |s| s.pattern(Some("^[a-z0-9-]{1,64}$")).examples(["lighting"]),
     |text| {
         let ok = (1..=64).contains(&text.len())
             && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -109,7 +111,9 @@ mod tests {
 
     #[test]
     fn skus_are_restricted() {
-        assert_eq!(Sku::parse(" SKU-1_a ").unwrap().as_str(), "SKU-1_a");
+        assert_eq!(Sku::parse("SKU-1_a").unwrap().as_str(), "SKU-1_a");
+        // As the schema's pattern says: spaces are not part of a SKU, even around it.
+        assert!(Sku::parse(" SKU-1_a ").is_err());
         assert!(Sku::parse("").is_err());
         assert!(Sku::parse("has space").is_err());
         assert!(Sku::parse(&"x".repeat(65)).is_err());
@@ -129,6 +133,8 @@ mod tests {
         assert!(ProductName::parse(&"x".repeat(201)).is_err());
         assert!(Description::parse("").is_ok());
         assert!(Description::parse(&"x".repeat(4001)).is_err());
+        assert!(Description::parse("line\nbreak").is_ok());
+        assert!(Description::parse("nul\0").is_err());
     }
 
     #[test]

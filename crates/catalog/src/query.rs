@@ -33,19 +33,19 @@ pub(crate) async fn fetch_product(client: &Connection, id: ProductId) -> Result<
 #[into_params(parameter_in = Query)]
 pub(crate) struct ProductFilter {
     /// Only this category.
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = Category::schema)]
     pub category: Option<Category>,
     /// Lowest price, in cents, inclusive.
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = Money::schema)]
     pub min_price: Option<Money>,
-    /// Highest price, in cents, inclusive.
-    #[param(value_type = Option<i64>)]
+    /// Highest price, in cents, inclusive; below `min_price` the page is empty.
+    #[param(schema_with = Money::schema)]
     pub max_price: Option<Money>,
     /// The `next_after` of the previous page.
     #[param(value_type = Option<i64>)]
     pub after: Option<ProductId>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<i64>)]
+    /// Page size (default 20).
+    #[param(schema_with = PageSize::schema)]
     pub limit: Option<PageSize>,
 }
 
@@ -67,10 +67,11 @@ pub(crate) async fn list_products(
     filter: &ProductFilter,
 ) -> Result<ProductPage, Error> {
     if let (Some(min), Some(max)) = (filter.min_price, filter.max_price) {
+        // No price lies in an empty range: the answer is known without asking.
         if min > max {
-            return Err(Error::InvalidFilter {
-                field: "max_price",
-                detail: "must not be below min_price",
+            return Ok(ProductPage {
+                items: Vec::new(),
+                next_after: None,
             });
         }
     }

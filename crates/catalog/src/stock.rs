@@ -8,8 +8,9 @@ use platform::InfraError;
 use crate::{Error, Product, ProductId, product::COLUMNS};
 
 platform::bounded_int!(
-    /// How many units one order line asks for: 1 to 1000.
-    pub Quantity(i32), 1..=1000
+    /// How many units of one product an order takes: 1 to 50 000 (an order's at most 50
+    /// lines of at most 1000 units, all of one product).
+    pub Quantity(i32), 1..=50_000
 );
 
 platform::bounded_int!(
@@ -178,10 +179,10 @@ mod tests {
     #[test]
     fn quantities_are_bounded() {
         assert_eq!(Quantity::new(1).unwrap().get(), 1);
-        assert_eq!(Quantity::new(1000).unwrap().get(), 1000);
+        assert_eq!(Quantity::new(50_000).unwrap().get(), 50_000);
         assert!(Quantity::new(0).is_err());
         assert!(Quantity::new(-3).is_err());
-        assert!(Quantity::new(1001).is_err());
+        assert!(Quantity::new(50_001).is_err());
         assert!(Quantity::new(i64::MAX).is_err());
     }
 

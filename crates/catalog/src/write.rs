@@ -13,33 +13,37 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewProduct {
-    #[schema(value_type = String, example = "LAMP-001")]
+    #[schema(schema_with = Sku::schema)]
     pub sku: Sku,
-    #[schema(value_type = String, example = "Desk lamp")]
+    #[schema(schema_with = ProductName::schema)]
     pub name: ProductName,
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(schema_with = Description::schema, required = false)]
     pub description: Description,
-    #[schema(value_type = String, example = "lighting")]
+    #[schema(schema_with = Category::schema)]
     pub category: Category,
-    #[schema(value_type = i64, example = 2999)]
+    #[schema(schema_with = Money::schema)]
     pub price_cents: Money,
     #[serde(default)]
-    #[schema(value_type = i32, example = 10)]
+    #[schema(schema_with = StockLevel::schema, required = false)]
     pub stock: StockLevel,
 }
 
-/// Changes to a product; absent fields stay as they are.
+/// Changes to a product; absent fields stay as they are (`null` is not a value).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProductChanges {
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "platform::newtype::present")]
+    #[schema(schema_with = ProductName::schema)]
     pub name: Option<ProductName>,
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "platform::newtype::present")]
+    #[schema(schema_with = Description::schema)]
     pub description: Option<Description>,
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "platform::newtype::present")]
+    #[schema(schema_with = Category::schema)]
     pub category: Option<Category>,
-    #[schema(value_type = Option<i64>)]
+    #[serde(default, deserialize_with = "platform::newtype::present")]
+    #[schema(schema_with = Money::schema)]
     pub price_cents: Option<Money>,
 }
 

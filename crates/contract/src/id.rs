@@ -9,12 +9,15 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 macro_rules! id {
     ($(#[$attr:meta])* $name:ident) => {
         $(#[$attr])*
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
-            serde::Serialize, serde::Deserialize,
-        )]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(i64);
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                platform::newtype::whole_number(deserializer).map(Self)
+            }
+        }
 
         impl $name {
             pub const fn new(id: i64) -> Self {

@@ -15,8 +15,8 @@ pub struct OrderPageRequest {
     /// The `next_after` of the previous page.
     #[param(value_type = Option<i64>)]
     pub after: Option<OrderId>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<i64>)]
+    /// Page size (default 20).
+    #[param(schema_with = PageSize::schema)]
     pub limit: Option<PageSize>,
 }
 

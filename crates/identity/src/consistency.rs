@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{FromRef, FromRequestParts},
-    http::{StatusCode, request::Parts},
+    http::request::Parts,
 };
 use platform::{
     db::Lsn,
@@ -59,11 +59,7 @@ where
 
 fn invalid_token() -> Problem {
     let detail = "must be a consistency token from an earlier response, like 0/16B3748";
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-header",
-        "Invalid request header",
-    )
-    .detail(format!("{CONSISTENCY_TOKEN}: {detail}"))
-    .field(CONSISTENCY_TOKEN.as_str(), detail)
+    Problem::new(platform::http::problems::INVALID_HEADER)
+        .detail(format!("{CONSISTENCY_TOKEN}: {detail}"))
+        .field(CONSISTENCY_TOKEN.as_str(), detail)
 }

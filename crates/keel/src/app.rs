@@ -102,7 +102,6 @@ where
         .merge(features::routes())
         .merge(health::routes())
         .merge(platform::http::metrics_routes())
-        .merge(openapi::routes())
 }
 
 /// The whole HTTP API behind the middleware stack.
@@ -114,7 +113,9 @@ pub fn router(db: Db, redis: Redis, cache: Cache, config: &Config) -> Router {
 fn assemble(db: Db, redis: Redis, cache: Cache, config: &Config, draining: Draining) -> Router {
     let sessions = Sessions::new(redis.clone(), &config.sessions);
     let products = ProductCache::new(cache);
-    let routes = routes::<AppState>();
+    let api = routes::<AppState>();
+    let document = openapi::routes(&api);
+    let routes = api.merge(document);
     let features = Features::new(redis.clone(), routes.features());
     // Ends once the router (which holds the switches) is dropped.
     tokio::spawn(features.watch());

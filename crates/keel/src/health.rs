@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{FromRef, State},
-    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use platform::{
@@ -47,9 +46,17 @@ where
         .get("/readyz", ready, Policy::UNLIMITED)
 }
 
+platform::problem_types! {
+    /// GET /readyz: the instance got SIGTERM; it finishes what it has and takes nothing new,
+    /// so a balancer should send requests elsewhere.
+    DRAINING = (SERVICE_UNAVAILABLE, "draining", "Draining");
+    /// GET /readyz: PostgreSQL does not answer, so the instance cannot serve.
+    NOT_READY = (SERVICE_UNAVAILABLE, "not-ready", "Not ready");
+}
+
 async fn ready(State(deps): State<Dependencies>) -> Response {
     if deps.draining.is_on() {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "Draining")
+        return Problem::new(DRAINING)
             .detail("this instance is stopping: it finishes what it has and takes nothing new")
             .into_response();
     }
@@ -63,7 +70,7 @@ async fn ready(State(deps): State<Dependencies>) -> Response {
     metrics::gauge!("keel_degraded").set(f64::from(u8::from(!redis)));
     let check = |ok| if ok { "ok" } else { "unreachable" };
     if !postgres {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready")
+        return Problem::new(NOT_READY)
             .detail("unreachable: postgres")
             .retry_after(1)
             .into_response();

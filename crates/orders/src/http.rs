@@ -9,7 +9,7 @@ use contract::OrderPageRequest;
 use identity::{CurrentUser, ReadToken, Sessions};
 use platform::{
     http::{IdPath, Json, Path, Policy, Problem, Query, Routes},
-    idempotency::IdempotencyKey,
+    idempotency::{IdempotencyKey, IdempotencyKeyHeader},
 };
 use utoipa::OpenApi;
 
@@ -50,7 +50,7 @@ pub struct ApiDoc;
 /// Place an order for the current user: its stock is reserved at once, then the saga takes
 /// it through payment and shipment. Send an `Idempotency-Key` header to retry safely.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    params(IdempotencyKeyHeader),
     security(("session" = [])),
     responses((status = 202, description = "async mode: placed; follow Location for its progress", body = Order),
               (status = 201, description = "sync mode: the saga ran; the order is confirmed or cancelled", body = Order),

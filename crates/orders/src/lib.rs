@@ -22,6 +22,7 @@ pub use cancel::BY_CUSTOMER;
 pub(crate) use cancel::request_cancellation;
 pub(crate) use contract::{OrderId, OrderLine, OrderStatus};
 pub(crate) use error::Error;
+pub use error::PROBLEMS;
 pub use http::{ApiDoc, routes};
 pub(crate) use order::{HistoryEntry, Order};
 pub(crate) use place::{LineRequest, PlaceOrder, Placed};

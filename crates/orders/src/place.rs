@@ -2,7 +2,7 @@
 //! written in one transaction, at most once per idempotency key; then the saga takes over,
 //! in the worker (async mode) or right here (sync mode).
 
-use catalog::{ProductCache, Quantity, StockRequest};
+use catalog::{ProductCache, Quantity, ReserveError, StockRequest};
 use contract::{OrderPlaced, ProductId, UserId};
 use deadpool_postgres::GenericClient;
 use identity::CurrentUser;
@@ -41,36 +41,94 @@ pub(crate) struct PlaceOrder {
 pub(crate) struct LineRequest {
     #[schema(value_type = i64)]
     pub product_id: ProductId,
-    #[schema(value_type = i32, minimum = 1, maximum = 1000)]
-    pub quantity: Quantity,
+    #[schema(schema_with = LineQuantity::schema)]
+    pub quantity: LineQuantity,
 }
 
-/// 1 to 50 lines, each product on one line only.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+platform::bounded_int!(
+    /// How many units one order line asks for.
+    pub(crate) LineQuantity(i32), 1..=1000
+);
+
+/// 1 to 50 lines. Lines of one product become one, with their total quantity, in the place
+/// of the first: the order holds each product once, as stock is taken once per product.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "Vec<LineRequest>")]
-pub(crate) struct Lines(Vec<LineRequest>);
+pub(crate) struct Lines {
+    /// As sent: what an idempotency key's request is compared by.
+    sent: Vec<LineRequest>,
+    /// One per product, in the order of their first lines.
+    products: Vec<StockRequest>,
+    /// For each of `products`, the index of its first line as sent.
+    first_line: Vec<usize>,
+}
 
 impl TryFrom<Vec<LineRequest>> for Lines {
     type Error = String;
-    fn try_from(lines: Vec<LineRequest>) -> Result<Self, String> {
-        if lines.is_empty() || lines.len() > MAX_LINES {
+    fn try_from(sent: Vec<LineRequest>) -> Result<Self, String> {
+        if sent.is_empty() || sent.len() > MAX_LINES {
             return Err(format!("must have 1 to {MAX_LINES} lines"));
         }
-        let mut ids: Vec<ProductId> = lines.iter().map(|l| l.product_id).collect();
-        ids.sort_unstable();
-        if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "product {} is on more than one line; order it once with the total quantity",
-                pair[0]
-            ));
+        let mut products: Vec<StockRequest> = Vec::with_capacity(sent.len());
+        let mut first_line = Vec::with_capacity(sent.len());
+        for (index, line) in sent.iter().enumerate() {
+            let units = i64::from(line.quantity.get());
+            match products
+                .iter_mut()
+                .find(|p| p.product_id == line.product_id)
+            {
+                // At most 50 lines of 1000: the total always fits.
+                Some(product) => {
+                    product.quantity = Quantity::new(i64::from(product.quantity.get()) + units)?;
+                }
+                None => {
+                    products.push(StockRequest {
+                        product_id: line.product_id,
+                        quantity: Quantity::new(units)?,
+                    });
+                    first_line.push(index);
+                }
+            }
         }
-        Ok(Self(lines))
+        Ok(Self {
+            sent,
+            products,
+            first_line,
+        })
+    }
+}
+
+impl Serialize for Lines {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.sent.serialize(serializer)
     }
 }
 
 impl Lines {
-    pub(crate) fn as_slice(&self) -> &[LineRequest] {
-        &self.0
+    /// Each product once, with its total quantity.
+    pub(crate) fn products(&self) -> &[StockRequest] {
+        &self.products
+    }
+
+    /// A reservation's failure, naming the line as sent rather than the product's index.
+    fn as_sent(&self, error: ReserveError) -> ReserveError {
+        let sent = |line: usize| self.first_line.get(line).copied().unwrap_or(line);
+        match error {
+            ReserveError::UnknownProduct { line, product_id } => ReserveError::UnknownProduct {
+                line: sent(line),
+                product_id,
+            },
+            ReserveError::Insufficient {
+                line,
+                product_id,
+                available,
+            } => ReserveError::Insufficient {
+                line: sent(line),
+                product_id,
+                available,
+            },
+            other => other,
+        }
     }
 }
 
@@ -154,7 +212,7 @@ pub(crate) async fn place_order_once(
         products
             .invalidate(
                 written_at,
-                request.lines.as_slice().iter().map(|l| l.product_id),
+                request.lines.products().iter().map(|l| l.product_id),
             )
             .await;
     }
@@ -229,15 +287,10 @@ pub(crate) async fn place_order(
     request: &PlaceOrder,
     lease: Option<Duration>,
 ) -> Result<Order, Error> {
-    let lines = request.lines.as_slice();
-    let requests: Vec<StockRequest> = lines
-        .iter()
-        .map(|l| StockRequest {
-            product_id: l.product_id,
-            quantity: l.quantity,
-        })
-        .collect();
-    let reserved = catalog::reserve_stock(tx, &requests).await?;
+    let lines = &request.lines;
+    let reserved = catalog::reserve_stock(tx, lines.products())
+        .await
+        .map_err(|e| lines.as_sent(e))?;
 
     let total_cents: i64 = reserved
         .iter()
@@ -326,7 +379,7 @@ mod tests {
     fn line(product_id: i64) -> LineRequest {
         LineRequest {
             product_id: ProductId::new(product_id),
-            quantity: Quantity::new(1).unwrap(),
+            quantity: LineQuantity::new(1).unwrap(),
         }
     }
 
@@ -338,8 +391,30 @@ mod tests {
     }
 
     #[test]
-    fn a_product_appears_on_one_line() {
-        let err = Lines::try_from(vec![line(3), line(4), line(3)]).unwrap_err();
-        assert!(err.contains("product 3"));
+    fn lines_of_one_product_are_one_line_in_the_place_of_the_first() {
+        let lines = Lines::try_from(vec![line(3), line(4), line(3), line(3)]).unwrap();
+        let products: Vec<(i64, i32)> = lines
+            .products()
+            .iter()
+            .map(|p| (p.product_id.get(), p.quantity.get()))
+            .collect();
+        assert_eq!(products, [(3, 3), (4, 1)]);
+        let failed = lines.as_sent(ReserveError::Insufficient {
+            line: 1,
+            product_id: ProductId::new(4),
+            available: 0,
+        });
+        assert!(matches!(failed, ReserveError::Insufficient { line: 1, .. }));
+        let fifty = vec![
+            LineRequest {
+                product_id: ProductId::new(9),
+                quantity: LineQuantity::new(1000).unwrap(),
+            };
+            50
+        ];
+        assert_eq!(
+            Lines::try_from(fifty).unwrap().products()[0].quantity.get(),
+            50_000
+        );
     }
 }

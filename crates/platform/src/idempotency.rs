@@ -22,7 +22,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 
-use crate::{InfraError, http::Problem};
+use crate::{
+    InfraError,
+    http::{Problem, problems},
+};
 
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -49,9 +52,20 @@ impl Lease {
     }
 }
 
-/// The value of an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+/// The value of an `Idempotency-Key` header: 1 to 255 visible ASCII characters, as sent
+/// (a client that quotes its keys, as structured fields do, quotes them every time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
+
+/// The `Idempotency-Key` request header, as the API document shows it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// Replays the first response for the same key and body, for 24 hours.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
 
 impl IdempotencyKey {
     pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
@@ -62,19 +76,15 @@ impl IdempotencyKey {
             return Ok(None);
         };
         let invalid = || {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-idempotency-key",
-                "Invalid Idempotency-Key header",
-            )
-            .detail("Idempotency-Key must be 1 to 255 visible ASCII characters")
-            .field(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            )
+            Problem::new(problems::INVALID_IDEMPOTENCY_KEY)
+                .detail("Idempotency-Key must be 1 to 255 visible ASCII characters")
+                .field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                )
         };
         let text = value.to_str().map_err(|_| invalid())?;
-        let text = text.trim().trim_matches('"');
+        let text = text.trim();
         if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid());
         }
@@ -121,20 +131,12 @@ crate::infra_errors!(IdempotencyError);
 impl From<IdempotencyError> for Problem {
     fn from(e: IdempotencyError) -> Self {
         match e {
-            IdempotencyError::Mismatch => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency-key-reused",
-                "Idempotency key reused with a different request",
-            )
-            .detail("this Idempotency-Key was sent before with another body; use a new key")
-            .field("Idempotency-Key", "already used for a different request"),
-            IdempotencyError::InFlight => Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency-key-in-flight",
-                "A request with this idempotency key is in progress",
-            )
-            .detail("wait for the first request to finish, then retry to get its response")
-            .retry_after(1),
+            IdempotencyError::Mismatch => Problem::new(problems::IDEMPOTENCY_KEY_REUSED)
+                .detail("this Idempotency-Key was sent before with another body; use a new key")
+                .field("Idempotency-Key", "already used for a different request"),
+            IdempotencyError::InFlight => Problem::new(problems::IDEMPOTENCY_KEY_IN_FLIGHT)
+                .detail("wait for the first request to finish, then retry to get its response")
+                .retry_after(1),
             IdempotencyError::Infra(e) => e.into(),
         }
     }

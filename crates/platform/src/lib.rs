@@ -14,7 +14,7 @@ mod error;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
-mod newtype;
+pub mod newtype;
 pub mod page;
 pub mod ratelimit;
 pub mod redis;
@@ -25,9 +25,11 @@ pub use error::{BoxError, InfraError};
 /// What the exported macros name, so the crates using them need not depend on it all.
 #[doc(hidden)]
 pub mod __macro {
+    pub use axum::http::StatusCode;
     pub use axum::response::{IntoResponse, Response};
     pub use deadpool_postgres::PoolError;
     pub use tokio_postgres::Error as PgError;
+    pub use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 }
 
 /// The platform's own schema migrations (idempotency keys, the event bus's tables).

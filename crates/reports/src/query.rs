@@ -6,7 +6,7 @@ use platform::{
     page::{Page, PageSize},
 };
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 
 use contract::{OrderId, OrderPageRequest, ProductId, UserId};
@@ -140,23 +140,25 @@ pub(crate) async fn customer_stats(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SalesFilter {
-    /// First day, inclusive (`YYYY-MM-DD`, UTC); default 30 days before `to`.
-    #[param(value_type = Option<String>)]
+    /// First day, inclusive (`YYYY-MM-DD`, UTC); default 30 days before `to`. After `to`,
+    /// the report is empty.
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<Day>,
     /// Last day, inclusive; default today.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<Day>,
     /// Only this product.
     #[param(value_type = Option<i64>)]
     pub product_id: Option<ProductId>,
-    /// The `next_after_day` of the previous page.
-    #[param(value_type = Option<String>)]
+    /// The `next_after_day` of the previous page. Alone, the page starts after that day.
+    #[param(value_type = Option<String>, format = Date)]
     pub after_day: Option<Day>,
-    /// The `next_after_product_id` of the previous page.
+    /// The `next_after_product_id` of the previous page. Alone, the page starts after that
+    /// product on the first day.
     #[param(value_type = Option<i64>)]
     pub after_product_id: Option<ProductId>,
-    /// Page size, 1 to 100 (default 20).
-    #[param(value_type = Option<i64>)]
+    /// Page size (default 20).
+    #[param(schema_with = PageSize::schema)]
     pub limit: Option<PageSize>,
 }
 
@@ -186,9 +188,6 @@ pub(crate) struct SalesReport {
     pub next_after_product_id: Option<ProductId>,
 }
 
-/// The longest range one report covers.
-const MAX_DAYS: i64 = 366;
-
 /// Confirmed sales by day and product from `reports.product_sales_daily`, in keyset pages over
 /// its `(day, product_id)` key.
 pub(crate) async fn sales_report(
@@ -199,36 +198,41 @@ pub(crate) async fn sales_report(
     let to = filter
         .to
         .map_or_else(|| OffsetDateTime::now_utc().date(), |d| d.0);
-    let from = filter.from.map_or(to - Duration::days(30), |d| d.0);
-    if from > to {
-        return invalid("from", "must not be after to");
-    }
-    if (to - from).whole_days() >= MAX_DAYS {
-        return invalid("from", "a report covers at most 366 days");
-    }
-    // The start of the range is a position too: the larger one is where the page begins.
-    let after = match (filter.after_day, filter.after_product_id) {
-        (Some(day), Some(product)) => (day.0, product).max((from, ProductId::new(i64::MIN))),
-        (None, None) => (from, ProductId::new(i64::MIN)),
-        (Some(_), None) => return invalid("after_product_id", "goes with after_day"),
-        (None, Some(_)) => return invalid("after_day", "goes with after_product_id"),
+    let from = filter.from.map_or_else(
+        || to.checked_sub(Duration::days(30)).unwrap_or(Date::MIN),
+        |d| d.0,
+    );
+    // The page starts after a position (day, product): the cursor's, where a missing half
+    // means the whole day or the first day, and never before the range's first day. Pages
+    // are keyset scans of `(day, product_id)` (or `(product_id, day)` for one product), so
+    // a long range costs no more per page than a short one.
+    let first = ProductId::new(i64::MIN);
+    let cursor = match (filter.after_day, filter.after_product_id) {
+        (Some(day), Some(product)) => (day.0, product),
+        (Some(day), None) => (day.0, ProductId::new(i64::MAX)),
+        (None, Some(product)) => (from, product),
+        (None, None) => (from, first),
     };
+    let after = cursor.max((from, first));
     let size = filter.limit.unwrap_or_default();
     let limit = size.get();
     let product = filter.product_id;
+    // One row comparison, so an index is scanned from the page's start and stops at the
+    // limit: the key `(day, product_id)` for every product, `(product_id, day)` for one.
+    let sql = if product.is_some() {
+        "SELECT day, product_id, product_name, units, revenue_cents, orders
+           FROM reports.product_sales_daily
+          WHERE product_id = $4 AND (day, product_id) > ($1, $2) AND day <= $3
+          ORDER BY day LIMIT $5"
+    } else {
+        "SELECT day, product_id, product_name, units, revenue_cents, orders
+           FROM reports.product_sales_daily
+          WHERE (day, product_id) > ($1, $2) AND day <= $3 AND $4::bigint IS NULL
+          ORDER BY day, product_id LIMIT $5"
+    };
     let rows = db
         .with_read(token, |client| async move {
-            let statement = client
-                .prepare_cached(
-                    // One row comparison, so the key's index is scanned from the page's
-                    // start and stops at the limit.
-                    "SELECT day, product_id, product_name, units, revenue_cents, orders
-                       FROM reports.product_sales_daily
-                      WHERE (day, product_id) > ($1, $2) AND day <= $3
-                        AND ($4::bigint IS NULL OR product_id = $4)
-                      ORDER BY day, product_id LIMIT $5",
-                )
-                .await?;
+            let statement = client.prepare_cached(sql).await?;
             Ok::<_, Error>(
                 platform::db::timed(
                     "reports.sales_report",
@@ -258,8 +262,4 @@ pub(crate) async fn sales_report(
         next_after_day: last.map(|(day, _)| day),
         next_after_product_id: last.map(|(_, product)| product),
     })
-}
-
-fn invalid<T>(field: &'static str, detail: &'static str) -> Result<T, Error> {
-    Err(Error::InvalidQuery { field, detail })
 }

@@ -23,7 +23,6 @@ use std::{
 
 use axum::{
     extract::Request,
-    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use platform::{
@@ -224,15 +223,17 @@ impl Selective for Gate {
     }
 }
 
+platform::problem_types! {
+    /// An operation of a feature an admin switched off (PUT /admin/features/{name}) to keep
+    /// the rest of the service responsive; retry after `Retry-After` seconds.
+    FEATURE_OFF = (SERVICE_UNAVAILABLE, "feature-off", "Temporarily switched off");
+}
+
 fn switched_off(feature: &Feature) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "feature-off",
-        "Temporarily switched off",
-    )
-    .detail(format!(
-        "`{}` is switched off for now, to keep the rest of the service responsive",
-        feature.name
-    ))
-    .retry_after(30)
+    Problem::new(FEATURE_OFF)
+        .detail(format!(
+            "`{}` is switched off for now, to keep the rest of the service responsive",
+            feature.name
+        ))
+        .retry_after(30)
 }

@@ -18,7 +18,7 @@ impl FromStr for Lsn {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (high, low) = text.split_once('/').ok_or(InvalidLsn)?;
         let half = |s: &str| {
-            (!s.is_empty() && s.len() <= 8)
+            (!s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
                 .then(|| u32::from_str_radix(s, 16).ok())
                 .flatten()
                 .ok_or(InvalidLsn)

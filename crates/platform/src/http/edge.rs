@@ -22,7 +22,7 @@ use std::{
 use axum::{
     body::{Body, HttpBody as _},
     extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, StatusCode},
+    http::{HeaderName, HeaderValue},
     response::{IntoResponse, Response},
 };
 use futures_util::{FutureExt, future::BoxFuture};
@@ -186,14 +186,10 @@ fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
 
 fn timed_out(timeout: Duration) -> Response {
     metrics::counter!("keel_http_shed_total", "reason" => "timeout").increment(1);
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "Request timed out",
-    )
-    .detail(format!("the request took longer than {timeout:?}"))
-    .retry_after(1)
-    .into_response()
+    Problem::new(super::problems::TIMEOUT)
+        .detail(format!("the request took longer than {timeout:?}"))
+        .retry_after(1)
+        .into_response()
 }
 
 /// Request ids unique across instances without a syscall per request: a random prefix
@@ -235,7 +231,7 @@ impl SequentialIds {
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
+    use axum::{body::Body, http::StatusCode};
     use tower::ServiceExt;
 
     use super::*;

@@ -10,7 +10,7 @@ use axum::{
 use bytes::Bytes;
 use serde::{Deserialize, de::DeserializeOwned};
 
-use super::Problem;
+use super::{Problem, problems};
 
 /// A JSON body. Malformed JSON is a 400, a well-formed body with a wrong, missing or unknown
 /// field a 422 naming it, a body over the limit a 413.
@@ -36,24 +36,14 @@ where
                     || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Expected a JSON body",
-            )
-            .detail("send the body with `Content-Type: application/json`"));
+            return Err(Problem::new(problems::UNSUPPORTED_MEDIA_TYPE)
+                .detail("send the body with `Content-Type: application/json`"));
         }
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Request body too large",
-                )
-                .detail(rejection.body_text())
+                Problem::new(problems::BODY_TOO_LARGE).detail(rejection.body_text())
             } else {
-                Problem::new(rejection.status(), "unreadable-body", "Unreadable body")
-                    .detail(rejection.body_text())
+                Problem::new(problems::UNREADABLE_BODY).detail(rejection.body_text())
             }
         })?;
         parse_json(&body).map(Json)
@@ -77,7 +67,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem>
 }
 
 fn malformed(e: &serde_json::Error) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON").detail(format!(
+    Problem::new(problems::MALFORMED_JSON).detail(format!(
         "{} at line {} column {}",
         without_position(e),
         e.line(),
@@ -131,13 +121,9 @@ where
             .map_err(|e| {
                 let message = e.inner().to_string();
                 let field = field_name(&e.path().to_string(), &message);
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-query",
-                    "Invalid query parameter",
-                )
-                .detail(format!("{field}: {message}"))
-                .field(field, message)
+                Problem::new(problems::INVALID_QUERY)
+                    .detail(format!("{field}: {message}"))
+                    .field(field, message)
             })
     }
 }
@@ -163,13 +149,9 @@ where
                     _ => "path".to_owned(),
                 };
                 let detail = e.body_text();
-                Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-path",
-                    "Invalid path parameter",
-                )
-                .detail(format!("{field}: {detail}"))
-                .field(field, detail))
+                Err(Problem::new(problems::INVALID_PATH)
+                    .detail(format!("{field}: {detail}"))
+                    .field(field, detail))
             }
             Err(e) => Err(Problem::internal(e)),
         }

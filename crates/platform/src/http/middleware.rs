@@ -2,13 +2,7 @@
 
 use std::convert::Infallible;
 
-use axum::{
-    Router,
-    extract::Request,
-    http::{Method, StatusCode},
-    response::Response,
-    routing::Route,
-};
+use axum::{Router, extract::Request, http::Method, response::Response, routing::Route};
 use tower::{Layer, Service, ServiceBuilder};
 
 use super::{Problem, edge::EdgeLayer};
@@ -42,10 +36,6 @@ pub async fn fallback(method: Method) -> Problem {
 }
 
 async fn method_not_allowed(method: Method) -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-    )
-    .detail(format!("this path does not accept {method}"))
+    Problem::new(super::problems::METHOD_NOT_ALLOWED)
+        .detail(format!("this path does not accept {method}"))
 }

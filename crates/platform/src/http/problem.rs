@@ -7,15 +7,17 @@ use axum::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::problem_type::{ProblemType, edge};
 use crate::{BoxError, InfraError};
 
 /// A problem detail. Its `source`, when set, is logged and never sent.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the kind of problem, e.g. `urn:keel:problem:insufficient-stock`.
+    /// A URI naming the kind of problem, e.g. `urn:keel:problem:insufficient-stock`: one of
+    /// the registry's, each with one status and title.
     #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
+    pub kind: &'static str,
+    pub title: &'static str,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -37,12 +39,12 @@ pub struct FieldError {
 }
 
 impl Problem {
-    /// A problem of kind `slug` (e.g. `not-found`) with a human title.
-    pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Self {
+    /// A problem of a registered type.
+    pub fn new(kind: ProblemType) -> Self {
         Self {
-            kind: format!("urn:keel:problem:{slug}"),
-            title: title.into(),
-            status: status.as_u16(),
+            kind: kind.uri,
+            title: kind.title,
+            status: kind.status.as_u16(),
             detail: None,
             errors: Vec::new(),
             retry_after: None,
@@ -63,13 +65,9 @@ impl Problem {
     /// A 422 naming the one field that was wrong.
     pub fn invalid_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
         let (field, detail) = (field.into(), detail.into());
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-request",
-            "The request has invalid fields",
-        )
-        .detail(format!("{field}: {detail}"))
-        .field(field, detail)
+        Self::new(edge::INVALID_REQUEST)
+            .detail(format!("{field}: {detail}"))
+            .field(field, detail)
     }
 
     pub fn field(mut self, field: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -80,34 +78,23 @@ impl Problem {
         self
     }
 
+    /// A 404 whose detail names what was not found, e.g. `product`.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("{what} not found"),
-        )
+        Self::new(edge::NOT_FOUND).detail(format!("no such {what}"))
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Authentication required",
-        )
+        Self::new(edge::UNAUTHENTICATED)
         .detail("send a valid session token as `Authorization: Bearer <token>` or the `keel_session` cookie")
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed")
+        Self::new(edge::FORBIDDEN)
     }
 
     /// A 500 whose cause is logged, never shown.
     pub fn internal(source: impl Into<BoxError>) -> Self {
-        let mut problem = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
-        );
+        let mut problem = Self::new(edge::INTERNAL);
         problem.source = Some(source.into());
         problem
     }
@@ -121,13 +108,9 @@ impl From<InfraError> for Problem {
     fn from(e: InfraError) -> Self {
         match e {
             InfraError::Unavailable { dependency, .. } => {
-                let mut problem = Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Service temporarily unavailable",
-                )
-                .detail("a dependency is overloaded or unreachable; retry shortly")
-                .retry_after(1);
+                let mut problem = Self::new(edge::UNAVAILABLE)
+                    .detail("a dependency is overloaded or unreachable; retry shortly")
+                    .retry_after(1);
                 tracing::warn!(dependency, error = ?e, "request shed");
                 metrics::counter!("keel_http_shed_total", "reason" => dependency).increment(1);
                 problem.source = Some(Box::new(e));

@@ -2,7 +2,7 @@
 //! `RateLimit-Policy: "login";q=10;w=60` and `RateLimit: "login";r=7;t=42`, and the 429.
 
 use axum::{
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue},
     response::{IntoResponse, Response},
 };
 
@@ -43,19 +43,15 @@ pub fn apply_headers(headers: &mut HeaderMap, policy: &Policy, decision: &Decisi
 /// The 429 problem for a denied request, with `Retry-After` and the rate-limit headers.
 pub fn too_many_requests(policy: &Policy, decision: &Decision) -> Response {
     let retry = ceil_secs(decision.retry_after).max(1);
-    let mut response = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
-        "Too many requests",
-    )
-    .detail(format!(
-        "the {} limit is {} requests per {} s; retry in {retry} s",
-        policy.name,
-        policy.quota.limit,
-        policy.quota.window.as_secs()
-    ))
-    .retry_after(u32::try_from(retry).unwrap_or(u32::MAX))
-    .into_response();
+    let mut response = Problem::new(crate::http::problems::RATE_LIMITED)
+        .detail(format!(
+            "the {} limit is {} requests per {} s; retry in {retry} s",
+            policy.name,
+            policy.quota.limit,
+            policy.quota.window.as_secs()
+        ))
+        .retry_after(u32::try_from(retry).unwrap_or(u32::MAX))
+        .into_response();
     apply_headers(response.headers_mut(), policy, decision);
     response
 }
