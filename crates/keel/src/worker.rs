@@ -98,7 +98,7 @@ impl Worker {
         let tasks = TaskTracker::new();
         tasks.spawn(relay::run(db.clone(), bus.clone(), until_stopped()));
         tasks.spawn({
-            let (stopped, bus, db) = (until_stopped(), bus.clone(), db.clone());
+            let (stopped, bus, db) = (stop.clone(), bus.clone(), db.clone());
             async move {
                 consumer::run(
                     bus,
@@ -119,7 +119,7 @@ impl Worker {
             until_stopped(),
         ));
         tasks.spawn({
-            let stopped = until_stopped();
+            let stopped = stop.clone();
             async move {
                 consumer::run(
                     bus,

@@ -35,8 +35,12 @@ impl KeelProcess {
     /// A `keel serve` process on an existing database (another instance of the same
     /// deployment, or one that replaces a killed one).
     pub async fn start_on(database_url: String, env: &[(&str, &str)]) -> Self {
+        Self::start_at(database_url, free_port(), env).await
+    }
+
+    /// A `keel serve` process on `port` (the one a stopped instance had, behind a balancer).
+    pub async fn start_at(database_url: String, port: u16, env: &[(&str, &str)]) -> Self {
         let keel = env!("CARGO_BIN_EXE_keel");
-        let port = free_port();
         let mut command = tokio::process::Command::new(keel);
         command
             .arg("serve")

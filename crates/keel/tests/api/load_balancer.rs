@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use crate::helpers::*;
 
 /// An nginx of the test's own, on a free port, in front of `instances`.
-struct Nginx {
+pub(crate) struct Nginx {
     port: u16,
     dir: PathBuf,
     _child: Child,
@@ -22,7 +22,7 @@ struct Nginx {
 impl Nginx {
     /// Runs `scripts/nginx.sh`, as `scripts/run.sh` does, as one process: killing it on drop
     /// (or when a test fails) then leaves no workers behind.
-    async fn start(instances: &[&TestApp]) -> Self {
+    pub(crate) async fn start(instances: &[&str], upstream_idle: &str) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("keel-nginx-{}", uuid::Uuid::new_v4()));
         let child = Command::new(concat!(
@@ -34,9 +34,10 @@ impl Nginx {
         .args(
             instances
                 .iter()
-                .map(|app| app.address.trim_start_matches("http://")),
+                .map(|base| base.trim_start_matches("http://")),
         )
         .env("NGINX_DIRECTIVES", "master_process off;")
+        .env("NGINX_UPSTREAM_IDLE", upstream_idle)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -49,7 +50,7 @@ impl Nginx {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
@@ -61,7 +62,7 @@ impl Drop for Nginx {
 }
 
 /// Which instance answered: each draws its own request-id prefix.
-fn instance(response: &Response) -> String {
+pub(crate) fn instance(response: &Response) -> String {
     let id = response.headers()["x-request-id"].to_str().unwrap();
     id.split('-').next().unwrap().to_owned()
 }
@@ -73,7 +74,7 @@ async fn nginx_spreads_requests_shares_limits_and_skips_a_stopped_instance() {
     config.rate_limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let mut first = spawn_app_with(config.clone()).await;
     let second = spawn_app_with(config).await;
-    let nginx = Nginx::start(&[&first, &second]).await;
+    let nginx = Nginx::start(&[&first.address, &second.address], "20s").await;
     // The client comes from another loopback address than nginx's, as it would from
     // another host: 127.0.0.1 is the trusted proxy, 127.0.0.2 is not.
     let client = reqwest::Client::builder()

@@ -24,6 +24,7 @@ mod rate_limit;
 mod redis_server;
 mod replicas;
 mod reports;
+mod rolling_restart;
 mod saga;
 mod saga_faults;
 mod shutdown;

@@ -14,6 +14,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{InfraError, backoff::Backoff};
@@ -98,29 +99,22 @@ pub async fn forget_processed(
         .await?)
 }
 
-/// Feeds the consumer's messages to `handle`, `concurrency` at a time, until `shutdown`.
-/// A lost connection or a missing stream is retried; unacked messages come back after the
-/// ack wait, to this process or another.
-pub async fn run<H, F>(bus: Bus, spec: ConsumerSpec, handle: H, shutdown: impl Future<Output = ()>)
+/// Feeds the consumer's messages to `handle`, `concurrency` at a time, until `stop`; then
+/// finishes those in hand and returns. A lost connection or a missing stream is retried;
+/// unacked messages come back after the ack wait, to this process or another.
+pub async fn run<H, F>(bus: Bus, spec: ConsumerSpec, handle: H, stop: CancellationToken)
 where
     H: Fn(Delivery) -> F + Clone,
     F: Future<Output = Result<Handled, HandlerError>>,
 {
-    tokio::pin!(shutdown);
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    loop {
-        let consumed = consume(&bus, &spec, handle.clone());
+    while !stop.is_cancelled() {
         let wait = backoff.next_delay();
-        tokio::select! {
-            () = &mut shutdown => return,
-            result = consumed => {
-                if let Err(e) = result {
-                    tracing::warn!(consumer = spec.name, error = %e, retry_in = ?wait, "consumer stopped");
-                }
-            }
+        if let Err(e) = consume(&bus, &spec, handle.clone(), &stop).await {
+            tracing::warn!(consumer = spec.name, error = %e, retry_in = ?wait, "consumer stopped");
         }
         tokio::select! {
-            () = &mut shutdown => return,
+            () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
     }
@@ -132,7 +126,15 @@ where
 /// run at once is bounded by the concurrency instead.
 const MAX_ACK_PENDING: i64 = 20_000;
 
-async fn consume<H, F>(bus: &Bus, spec: &ConsumerSpec, handle: H) -> Result<(), InfraError>
+/// Handles messages until the stream fails or `stop` is cancelled; then takes no new
+/// message and returns once those in hand are handled (messages fetched and not yet handed
+/// out are redelivered to the next consumer after the ack wait).
+async fn consume<H, F>(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+    handle: H,
+    stop: &CancellationToken,
+) -> Result<(), InfraError>
 where
     H: Fn(Delivery) -> F + Clone,
     F: Future<Output = Result<Handled, HandlerError>>,
@@ -161,6 +163,7 @@ where
     let prefix = format!("{}.events.", config.nats_prefix);
     let mut failure = None;
     messages
+        .take_until(stop.cancelled())
         .take_while(|message| {
             let go_on = match message {
                 Ok(_) => true,
@@ -178,6 +181,9 @@ where
             async move { deliver(bus, spec, prefix, message, handle).await }
         })
         .await;
+    if stop.is_cancelled() && failure.is_none() {
+        return Ok(());
+    }
     Err(InfraError::unavailable(
         "nats",
         failure.unwrap_or_else(|| "message stream ended".into()),

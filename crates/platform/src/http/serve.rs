@@ -10,7 +10,7 @@ use std::{
     convert::Infallible,
     future::Future,
     net::SocketAddr,
-    pin::pin,
+    pin::{Pin, pin},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -71,6 +71,24 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
     let mut shutdown = pin!(shutdown);
+    let spawn = |stream: tokio::net::TcpStream, peer, permit| {
+        let _ = stream.set_nodelay(true);
+        let connection = serve_connection(
+            stream,
+            peer,
+            router.clone(),
+            Bounds {
+                peer_addresses: serving.peer_addresses,
+                draining: serving.draining.clone(),
+                header_timeout: serving.config.header_timeout,
+            },
+            stop.clone(),
+        );
+        connections.spawn(async move {
+            let _permit = permit;
+            connection.await;
+        });
+    };
     loop {
         // At the cap, new connections wait in the listen backlog until one closes.
         let permit = tokio::select! {
@@ -92,24 +110,23 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let connection = serve_connection(
-            stream,
-            peer,
-            router.clone(),
-            Bounds {
-                peer_addresses: serving.peer_addresses,
-                draining: serving.draining.clone(),
-                header_timeout: serving.config.header_timeout,
-            },
-            stop.clone(),
-        );
-        connections.spawn(async move {
-            let _permit = permit;
-            connection.await;
-        });
+        spawn(stream, peer, Some(permit));
     }
-    drop(listener);
+    // Connections the kernel completed but nobody accepted yet may carry a request already:
+    // closing the listener would reset them, and a balancer cannot retry a POST it sent.
+    // They are served (and closed after one response) instead. Accepted by the system call
+    // itself, until it would block: the reactor may not have seen them yet.
+    if let Ok(listener) = listener.into_std() {
+        while let Ok((stream, peer)) = listener.accept() {
+            // An accepted socket does not inherit the listener's non-blocking mode.
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream));
+            if let Ok(stream) = stream {
+                spawn(stream, peer, None);
+            }
+        }
+    }
     stop.cancel();
     connections.close();
     connections.wait().await;
@@ -135,7 +152,10 @@ async fn serve_connection(
         draining,
         header_timeout,
     } = bounds;
+    let asked = Arc::new(AtomicBool::new(false));
+    let asking = asked.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        asking.store(true, Ordering::Relaxed);
         let mut request = request.map(Body::new);
         if peer_addresses {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -164,6 +184,8 @@ async fn serve_connection(
     let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let mut stopping = pin!(stop.cancelled());
     let mut stopped = false;
+    // Set when the server stops while the connection has not sent its first request yet.
+    let mut first_request_grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
             served = connection.as_mut() => {
@@ -178,11 +200,28 @@ async fn serve_connection(
             }
             () = &mut stopping, if !stopped => {
                 stopped = true;
+                if asked.load(Ordering::Relaxed) {
+                    // Idle between requests (or busy with one): closed once idle. A balancer
+                    // has let idle connections go before the shutdown delay ends.
+                    connection.as_mut().graceful_shutdown();
+                } else {
+                    // Just opened: its first request is almost surely on the way, and closing
+                    // under it would fail a POST no one may retry. The response to it closes
+                    // the connection (`Connection: close`); a silent one goes after the grace.
+                    first_request_grace = Some(Box::pin(tokio::time::sleep(FIRST_REQUEST_GRACE)));
+                }
+            }
+            () = async { first_request_grace.as_mut().expect("armed").await }, if first_request_grace.is_some() => {
+                first_request_grace = None;
                 connection.as_mut().graceful_shutdown();
             }
         }
     }
 }
+
+/// How long a stopping server waits for the first request of a connection it has just
+/// accepted.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Counts a connection open in `keel_http_connections` for as long as it lives.
 struct Open;

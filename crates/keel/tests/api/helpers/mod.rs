@@ -1,7 +1,9 @@
 //! `spawn_app()` and the requests every test makes.
 
+mod order_set;
 mod setup;
 
+pub use order_set::OrderSet;
 pub use setup::*;
 
 use std::time::Duration;
@@ -53,6 +55,10 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
