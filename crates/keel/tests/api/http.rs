@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{body, problem, spawn_app};
+use crate::helpers::{body, eventually, problem, spawn_app};
 
 #[tokio::test]
 async fn malformed_json_is_a_400_problem() {
@@ -168,9 +168,19 @@ async fn shutdown_drains_in_flight_requests() {
                 .status()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    eventually(
+        "the order waiting on the lock",
+        std::time::Duration::from_secs(5),
+        async || app.lock_waiters().await == 1,
+    )
+    .await;
     app.shut_down();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    eventually(
+        "the listener closed",
+        std::time::Duration::from_secs(5),
+        async || reqwest::get(app.url("/livez")).await.is_err(),
+    )
+    .await;
     lock.release().await;
 
     assert_eq!(in_flight.await.unwrap(), StatusCode::ACCEPTED);
@@ -204,7 +214,13 @@ async fn a_request_past_its_timeout_is_a_503_and_writes_nothing() {
     assert_eq!(problem["type"], "urn:keel:problem:timeout");
     lock.release().await;
 
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Once no session of the app's is running anything, nothing can write any more.
+    eventually(
+        "the timed-out statement gone",
+        std::time::Duration::from_secs(5),
+        async || app.busy_sessions().await == 0,
+    )
+    .await;
     assert_eq!(
         app.stock(product).await,
         5,
@@ -315,7 +331,7 @@ async fn an_exhausted_pool_sheds_with_503_and_retry_after() {
             .json(&json!({ "lines": [ { "product_id": product, "quantity": 1 } ] }))
             .send(),
     );
-    crate::helpers::eventually("the order holding the connection", std::time::Duration::from_secs(5), async || {
+    eventually("the order holding the connection", std::time::Duration::from_secs(5), async || {
         app.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").await >= 1
     })
     .await;

@@ -92,17 +92,16 @@ async fn a_duplicate_while_the_first_runs_is_409() {
                 .unwrap()
         }
     });
-    // Wait until the first request holds the key.
-    for _ in 0..100 {
-        if app
-            .count("SELECT count(*) FROM platform.idempotency_keys")
-            .await
-            == 1
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::helpers::eventually(
+        "the first request holding the key",
+        std::time::Duration::from_secs(5),
+        async || {
+            app.count("SELECT count(*) FROM platform.idempotency_keys")
+                .await
+                == 1
+        },
+    )
+    .await;
     let duplicate = place(&app, &customer, "slow", &order).await;
     let conflict = problem(duplicate, StatusCode::CONFLICT).await;
     assert_eq!(

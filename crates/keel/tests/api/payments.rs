@@ -100,3 +100,49 @@ async fn an_order_past_the_payment_deadline_is_cancelled_with_its_reason() {
     );
     worker.stop().await;
 }
+
+/// A provider that fails every call: each charge may retry three times, but retries as a
+/// whole stay within the budget (20 % of calls, over a reserve of 10 a second for 10 s), so
+/// an outage does not multiply the load on the provider by four.
+#[tokio::test]
+async fn the_retry_budget_caps_retries() {
+    let provider = provider(Behaviour {
+        error_rate: 1.0,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut config = payments_config(&provider.url());
+    config.payments_retries = 3;
+    config.payments_backoff = Duration::from_millis(1);
+    config.payments_backoff_max = Duration::from_millis(2);
+    config.payments_retry_budget = 20.0;
+    // Not the breaker: it would stop the calls before the budget does.
+    config.payments_breaker_failures = u32::MAX;
+    let client = PaymentClient::new(&config);
+    let charges = 300;
+    let keys: Vec<String> = (0..charges).map(|n| format!("budget-{n}")).collect();
+    let outcomes =
+        futures_util::future::join_all(keys.iter().map(|key| client.charge(key, 100, "1"))).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, ChargeOutcome::Unavailable { .. })),
+        "{outcomes:?}"
+    );
+    let stats: serde_json::Value = reqwest::get(format!("{}/stats", provider.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls = stats["calls"].as_u64().unwrap();
+    let retries = calls - charges;
+    // Unbounded, 300 charges would retry 900 times; the budget allows its reserve (100)
+    // and a fifth of the calls (60).
+    eprintln!("{retries} retries for {charges} failed charges");
+    assert!(retries > 0, "no retry at all");
+    assert!(
+        retries <= 100 + 60 + 10,
+        "{retries} retries for {charges} charges"
+    );
+}

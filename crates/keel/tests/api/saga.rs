@@ -297,16 +297,20 @@ async fn a_customer_cancelling_after_payment_gets_a_refund_and_the_stock_back() 
     let id = order["id"].as_i64().unwrap();
     // Wait until the charge is on its way, then cancel while it is in flight.
     let stats = format!("{}/stats", provider.url());
-    while reqwest::get(&stats)
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["calls"]
-        == 0
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the charge on its way",
+        Duration::from_secs(10),
+        async || {
+            reqwest::get(&stats)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["calls"]
+                != 0
+        },
+    )
+    .await;
     let cancel = app
         .post(&format!("/orders/{id}/cancel"), Some(&customer), &json!({}))
         .await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fake_payments::Behaviour;
+use fake_payments::{Behaviour, FakePayments};
 use futures_util::future::join_all;
 use orders::{
     OrderMode,
@@ -48,11 +48,11 @@ fn worker_process(
         .expect("the keel binary runs")
 }
 
-#[tokio::test]
-async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
-    let _busy = crate::helpers::MACHINE.read().await;
+/// A provider that answers after `latency`, an app in async mode, a product with 1000 units
+/// and a customer: a shop whose sagas take long enough to be caught in the middle.
+async fn slow_shop(latency: Duration) -> (FakePayments, TestApp, i64, String) {
     let provider = provider(Behaviour {
-        latency: Duration::from_millis(300),
+        latency,
         ..Behaviour::default()
     })
     .await;
@@ -60,6 +60,13 @@ async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
     let admin = app.admin().await;
     let product = app.product(&admin, 100, 1000).await;
     let customer = app.customer().await;
+    (provider, app, product, customer)
+}
+
+#[tokio::test]
+async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
+    let _busy = crate::helpers::MACHINE.read().await;
+    let (provider, app, product, customer) = slow_shop(Duration::from_millis(300)).await;
     let prefix = nats_prefix();
 
     let mut worker = worker_process(&app, &nats_url(), &prefix, &provider.url(), &[]);
@@ -75,9 +82,10 @@ async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
     // Let some sagas get under way, then kill -9 in the middle of them.
     let in_flight =
         "SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled')";
-    while app.count(in_flight).await == 30 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("sagas under way", Duration::from_secs(20), async || {
+        app.count(in_flight).await < 30
+    })
+    .await;
     worker.kill().await.unwrap();
     assert!(
         app.count(in_flight).await > 0,
@@ -407,15 +415,7 @@ async fn a_dead_lettered_order_replayed_completes() {
 #[tokio::test]
 async fn a_worker_sent_sigterm_finishes_the_orders_in_hand() {
     let _busy = crate::helpers::MACHINE.read().await;
-    let provider = provider(Behaviour {
-        latency: Duration::from_millis(400),
-        ..Behaviour::default()
-    })
-    .await;
-    let app = app_with(&provider, OrderMode::Async).await;
-    let admin = app.admin().await;
-    let product = app.product(&admin, 100, 1000).await;
-    let customer = app.customer().await;
+    let (provider, app, product, customer) = slow_shop(Duration::from_millis(400)).await;
     let prefix = nats_prefix();
     // A lease far longer than the test: one left behind would show. Messages fetched and
     // not yet handed out come back to the next worker after the ack wait.

@@ -205,6 +205,28 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Statements of the app's that wait on a lock now.
+    pub async fn lock_waiters(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+    }
+
+    /// Sessions other than the asker's that are running a statement or hold a transaction
+    /// open: none means nothing of the app's can still write.
+    pub async fn busy_sessions(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND backend_type = 'client backend' AND state <> 'idle'",
+        )
+        .await
+    }
+}
+
 pub async fn body(response: Response) -> Value {
     response.json().await.expect("JSON body")
 }
