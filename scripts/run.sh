@@ -9,6 +9,8 @@
 #   5433.. (data in KEEL_REPLICA_DIR, default /var/lib/keel; delete it to make them anew).
 #   KEEL_INSTANCES=N (default 1) runs N API instances on the ports after KEEL_LISTEN's, with
 #   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them.
+#   KEEL_PGBOUNCER=1 puts PgBouncer in transaction mode (deploy/pgbouncer/) on :6432 between
+#   every Keel process and the primary; migrations, seeding and LISTEN go to the primary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -40,11 +42,19 @@ fi
 
 log "building keel (release)"
 cargo build --release --locked --bin keel
-log "migrating and seeding (once)"
-./target/release/keel seed --if-empty
 
 # Background processes stop with this script.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM
+if [ "${KEEL_PGBOUNCER:-0}" = 1 ]; then
+    log "PgBouncer (transaction mode) on 127.0.0.1:6432 in front of the primary"
+    scripts/pgbouncer.sh "${TMPDIR:-/tmp}/keel-pgbouncer" 127.0.0.1:6432 127.0.0.1:5432 &
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6432) 2>/dev/null && break; sleep 0.1; done
+    export KEEL_DATABASE_DIRECT_URL="$KEEL_DATABASE_URL"
+    export KEEL_DATABASE_URL="postgres://keel:keel@127.0.0.1:6432/keel"
+    export KEEL_DATABASE_POOLING=transaction
+fi
+log "migrating and seeding (once)"
+./target/release/keel seed --if-empty
 if [ -z "${KEEL_PAYMENTS_URL:-}" ]; then
     export KEEL_PAYMENTS_URL="http://127.0.0.1:8090"
     log "fake payment provider on $KEEL_PAYMENTS_URL (latency ${KEEL_FAKE_PAYMENTS_LATENCY:-20ms})"

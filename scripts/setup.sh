@@ -96,3 +96,7 @@ fi
 # KEEL_INSTANCES, the load-balancer test). Each use starts its own from deploy/nginx.conf;
 # Debian's package may start its default site on port 80, which Keel does not use.
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx
+
+# PgBouncer, the transaction-mode pooler in front of the primary (scripts/pgbouncer.sh,
+# KEEL_PGBOUNCER=1 scripts/run.sh, the tests' PgBouncer pass). Each use starts its own.
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || apt_install pgbouncer

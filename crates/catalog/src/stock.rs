@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::GenericClient;
 use platform::InfraError;
+use platform::db::Client;
 
 use crate::{Error, Product, ProductId, product::COLUMNS};
 
@@ -59,7 +59,7 @@ platform::infra_errors!(ReserveError);
 /// instead of deadlocking; the update re-checks `on_hand >= quantity` and the table's CHECK
 /// constraint backs it, so stock cannot go negative whatever the interleaving.
 pub async fn reserve_stock(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     requests: &[StockRequest],
 ) -> Result<Vec<ReservedLine>, ReserveError> {
     let ids: Vec<ProductId> = requests.iter().map(|r| r.product_id).collect();
@@ -121,10 +121,7 @@ pub async fn reserve_stock(
 /// Puts reserved units back on hand (a cancelled order's compensation), inside the caller's
 /// transaction. Rows are locked in product-id order, as [`reserve_stock`] does, so a release
 /// and a reservation over the same products queue rather than deadlock.
-pub async fn release_stock(
-    tx: &impl GenericClient,
-    lines: &[StockRequest],
-) -> Result<(), InfraError> {
+pub async fn release_stock(tx: &impl Client, lines: &[StockRequest]) -> Result<(), InfraError> {
     let ids: Vec<ProductId> = lines.iter().map(|r| r.product_id).collect();
     let quantities: Vec<i32> = lines.iter().map(|r| r.quantity.get()).collect();
     let lock = tx
@@ -151,7 +148,7 @@ pub async fn release_stock(
 
 /// Sets the units on hand of `product_id`; returns the product as it now is.
 pub(crate) async fn set_stock(
-    db: &impl GenericClient,
+    db: &impl Client,
     product_id: ProductId,
     level: StockLevel,
 ) -> Result<Product, Error> {

@@ -1,6 +1,6 @@
 //! Writing products: creating one with its initial stock, and changing its fields.
 
-use deadpool_postgres::GenericClient;
+use platform::db::Client;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -48,10 +48,7 @@ pub(crate) struct ProductChanges {
 }
 
 /// Creates a product and its stock row in one statement.
-pub(crate) async fn create_product(
-    db: &impl GenericClient,
-    new: &NewProduct,
-) -> Result<Product, Error> {
+pub(crate) async fn create_product(db: &impl Client, new: &NewProduct) -> Result<Product, Error> {
     let statement = db
         .prepare_cached(&format!(
             "WITH p AS (
@@ -85,7 +82,7 @@ pub(crate) async fn create_product(
 
 /// Applies `changes` to the product `id`.
 pub(crate) async fn update_product(
-    db: &impl GenericClient,
+    db: &impl Client,
     id: ProductId,
     changes: &ProductChanges,
 ) -> Result<Product, Error> {

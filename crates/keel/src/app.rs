@@ -60,9 +60,10 @@ pub enum StartError {
 
 /// Applies every pending migration of every module.
 pub async fn migrate(db: &Db) -> Result<usize, StartError> {
-    let mut client = db.write().await?;
+    // DDL under an advisory lock: a session on the primary itself.
+    let mut client = db.session().await?;
     let all: Vec<Migration> = MIGRATIONS.iter().flat_map(|m| m.iter().copied()).collect();
-    let applied = platform::db::migrate(&mut client, &all).await?;
+    let applied = platform::db::migrate(client.raw_mut(), &all).await?;
     drop(client);
     // The event log needs this month's partition before the first event is written.
     platform::bus::partitions::ensure(db, 1).await?;

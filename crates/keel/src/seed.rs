@@ -20,17 +20,19 @@ pub struct SeedSizes {
 /// Adds the demo data; running it again adds more, never duplicates. Returns whether it
 /// seeded (with `if_empty`, a catalog that has products is left alone).
 pub async fn seed(db: &Db, sizes: SeedSizes) -> Result<bool, InfraError> {
-    let client = db.write().await?;
-    if sizes.if_empty && catalog::seed::has_products(&client).await? {
+    // Binary COPY: a session on the primary itself.
+    let session = db.session().await?;
+    let client = session.raw();
+    if sizes.if_empty && catalog::seed::has_products(client).await? {
         return Ok(false);
     }
 
     let bar = progress(sizes.users, "users");
-    accounts::seed::users(&client, sizes.users, |n| bar.set_position(n)).await?;
+    accounts::seed::users(client, sizes.users, |n| bar.set_position(n)).await?;
     bar.finish();
 
     let bar = progress(sizes.products, "products");
-    catalog::seed::products(&client, sizes.products, |n| bar.set_position(n)).await?;
+    catalog::seed::products(client, sizes.products, |n| bar.set_position(n)).await?;
     bar.finish();
 
     client

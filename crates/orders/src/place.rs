@@ -4,8 +4,8 @@
 
 use catalog::{ProductCache, Quantity, ReserveError, StockRequest};
 use contract::{OrderPlaced, ProductId, UserId};
-use deadpool_postgres::GenericClient;
 use identity::CurrentUser;
+use platform::db::Client;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ use platform::{
     InfraError,
     bus::outbox,
     db::Db,
+    http::Object,
     idempotency::{self, Claim, IdempotencyKey, Lease, Pending, StoredResponse},
 };
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ platform::bounded_int!(
 /// 1 to 50 lines. Lines of one product become one, with their total quantity, in the place
 /// of the first: the order holds each product once, as stock is taken once per product.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "Vec<LineRequest>")]
+#[serde(try_from = "Vec<Object<LineRequest>>")]
 pub(crate) struct Lines {
     /// As sent: what an idempotency key's request is compared by.
     sent: Vec<LineRequest>,
@@ -61,6 +62,17 @@ pub(crate) struct Lines {
     products: Vec<StockRequest>,
     /// For each of `products`, the index of its first line as sent.
     first_line: Vec<usize>,
+}
+
+impl TryFrom<Vec<Object<LineRequest>>> for Lines {
+    type Error = String;
+    fn try_from(sent: Vec<Object<LineRequest>>) -> Result<Self, String> {
+        Self::try_from(
+            sent.into_iter()
+                .map(|Object(line)| line)
+                .collect::<Vec<_>>(),
+        )
+    }
 }
 
 impl TryFrom<Vec<LineRequest>> for Lines {
@@ -282,7 +294,7 @@ async fn run_inline(
 /// order with its lines and first history, and appends `OrderPlaced` to the outbox. With a
 /// `lease`, the caller runs the saga itself and the worker leaves the order alone that long.
 pub(crate) async fn place_order(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     customer: &Customer,
     request: &PlaceOrder,
     lease: Option<Duration>,
@@ -385,7 +397,7 @@ mod tests {
 
     #[test]
     fn an_order_has_one_to_fifty_lines() {
-        assert!(Lines::try_from(vec![]).is_err());
+        assert!(Lines::try_from(Vec::<LineRequest>::new()).is_err());
         assert!(Lines::try_from((1..=50).map(line).collect::<Vec<_>>()).is_ok());
         assert!(Lines::try_from((1..=51).map(line).collect::<Vec<_>>()).is_err());
     }

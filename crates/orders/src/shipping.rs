@@ -3,8 +3,8 @@
 //! transaction that moves the order on, so an order has a shipment exactly when its status
 //! says so.
 
-use deadpool_postgres::GenericClient;
 use platform::InfraError;
+use platform::db::Client;
 
 use contract::ShipmentCreated;
 
@@ -15,7 +15,7 @@ const CARRIERS: [&str; 3] = ["dhl", "ups", "postnl"];
 
 /// Records the shipment of `order_id` inside `tx`.
 pub(crate) async fn create_shipment(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     order_id: OrderId,
 ) -> Result<ShipmentCreated, InfraError> {
     let carrier = CARRIERS[order_id.get().unsigned_abs() as usize % CARRIERS.len()];

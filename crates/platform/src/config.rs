@@ -16,6 +16,28 @@ pub struct DbConfig {
     )]
     pub url: String,
 
+    /// How statements reach `KEEL_DATABASE_URL`: `direct` (PostgreSQL itself, or a pooler in
+    /// session mode) or `transaction` (PgBouncer in transaction mode: unnamed statements,
+    /// the statement timeout set per transaction, and sessions on
+    /// `KEEL_DATABASE_DIRECT_URL`).
+    #[arg(
+        long = "database-pooling",
+        env = "KEEL_DATABASE_POOLING",
+        value_enum,
+        default_value = "direct"
+    )]
+    pub pooling: crate::db::Pooling,
+
+    /// PostgreSQL URL of the primary itself, for what needs a session of its own —
+    /// migrations and advisory locks, `LISTEN`, bulk `COPY` — when `KEEL_DATABASE_URL` is a
+    /// transaction-mode pooler. Unset, `KEEL_DATABASE_URL`.
+    #[arg(
+        id = "database_direct_url",
+        long = "database-direct-url",
+        env = "KEEL_DATABASE_DIRECT_URL"
+    )]
+    pub direct_url: Option<String>,
+
     /// PostgreSQL URL for reads. Unset, reads go to the primary.
     #[arg(
         id = "database_read_url",
@@ -50,7 +72,8 @@ pub struct DbConfig {
     #[arg(long, env = "KEEL_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub acquire_timeout: Duration,
 
-    /// PostgreSQL `statement_timeout` on every pooled connection.
+    /// PostgreSQL `statement_timeout`: on every pooled connection, or in every transaction
+    /// with transaction pooling.
     #[arg(long, env = "KEEL_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub statement_timeout: Duration,
 }

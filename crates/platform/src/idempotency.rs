@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
+use crate::db::Client;
 use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
@@ -170,7 +170,7 @@ const CLAIM: &str =
 /// Claims `key` for `scope` (e.g. `user:42`) and a request with this `fingerprint`; a claim
 /// without a response older than `lease` is taken over.
 pub async fn claim(
-    client: &impl GenericClient,
+    client: &impl Client,
     scope: &str,
     key: &IdempotencyKey,
     fingerprint: &[u8],
@@ -228,7 +228,7 @@ impl Pending {
     /// Records the response; run it in the transaction of the request's effect.
     pub async fn complete(
         &self,
-        client: &impl GenericClient,
+        client: &impl Client,
         response: &StoredResponse,
     ) -> Result<(), InfraError> {
         let status = i16::try_from(response.status.as_u16()).map_err(InfraError::unexpected)?;
@@ -250,7 +250,7 @@ impl Pending {
     }
 
     /// Forgets the key after a failure that was not the client's, so a retry runs again.
-    pub async fn release(&self, client: &impl GenericClient) -> Result<(), InfraError> {
+    pub async fn release(&self, client: &impl Client) -> Result<(), InfraError> {
         client
             .execute(
                 "DELETE FROM platform.idempotency_keys WHERE scope = $1 AND key = $2",
@@ -262,7 +262,7 @@ impl Pending {
 }
 
 /// Deletes up to `batch` expired keys; returns how many went.
-pub async fn purge_expired(client: &impl GenericClient, batch: i64) -> Result<u64, InfraError> {
+pub async fn purge_expired(client: &impl Client, batch: i64) -> Result<u64, InfraError> {
     Ok(client
         .execute(
             "DELETE FROM platform.idempotency_keys WHERE ctid = ANY(ARRAY(

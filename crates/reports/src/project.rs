@@ -7,8 +7,8 @@
 //! does not know is an error, never an event marked applied and dropped.
 
 use contract::{OrderEvent, OrderId, OrderPlaced, OrderStatus, UnknownEvent};
-use deadpool_postgres::GenericClient;
 use platform::InfraError;
+use platform::db::Client;
 use time::OffsetDateTime;
 
 /// An event as the projection needs it, from JetStream or from the event log.
@@ -58,7 +58,7 @@ platform::infra_errors!(ApplyError);
 /// Applies `event` to the generation in `schema`, inside the caller's transaction. The
 /// caller rolls back unless it is [`Applied::Done`].
 pub(crate) async fn apply(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     schema: &str,
     event: &StoredEvent<'_>,
 ) -> Result<Applied, ApplyError> {
@@ -111,7 +111,7 @@ pub(crate) async fn apply(
 }
 
 async fn placed(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     schema: &str,
     order: &OrderPlaced,
     at: OffsetDateTime,
@@ -162,7 +162,7 @@ async fn placed(
 /// Moves the order's summary forward to `status` — never back: its rank must rise — with
 /// what that status means for the other read models; false when there is no summary yet.
 async fn advance(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     schema: &str,
     order_id: OrderId,
     status: OrderStatus,
@@ -231,7 +231,7 @@ async fn advance(
 
 /// The schema of the active generation, held in the caller's transaction: other
 /// projections share the hold, a rebuild's switch waits for it.
-pub(crate) async fn active_schema(tx: &impl GenericClient) -> Result<String, InfraError> {
+pub(crate) async fn active_schema(tx: &impl Client) -> Result<String, InfraError> {
     let statement = tx
         .prepare_cached(
             "SELECT generation FROM reports.generations WHERE state = 'active' FOR SHARE",
@@ -242,7 +242,7 @@ pub(crate) async fn active_schema(tx: &impl GenericClient) -> Result<String, Inf
 
 /// Of the event ids `logged`, those the generation in `schema` has not applied, in id order.
 pub(crate) async fn unapplied(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     schema: &str,
     logged: &[i64],
 ) -> Result<Vec<i64>, InfraError> {

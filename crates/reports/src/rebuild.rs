@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::GenericClient;
+use platform::db::Client;
 use platform::{
     bus::event_log::{self, LoggedEvent},
     db::Db,
@@ -57,7 +57,8 @@ pub struct Rebuilt {
 /// Rebuilds the read models; see the module's description.
 pub async fn rebuild(db: &Db) -> Result<Rebuilt, Error> {
     let started = Instant::now();
-    let mut lock = db.write().await?;
+    // The advisory lock is a session's: a session on the primary itself.
+    let mut lock = db.session().await?;
     let locked: bool = lock
         .query_one("SELECT pg_try_advisory_lock($1)", &[&REBUILD_LOCK])
         .await?
@@ -136,7 +137,7 @@ async fn run(client: &mut platform::db::Connection) -> Result<Rebuilt, Error> {
 }
 
 async fn apply_events(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     schema: &str,
     events: &[LoggedEvent],
     totals: &mut Rebuilt,

@@ -57,7 +57,7 @@ pub async fn reconcile(
 
 /// Applies one logged event; one it cannot apply changes nothing and the rest go on.
 async fn apply(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &platform::db::Transaction<'_>,
     schema: &str,
     logged: &LoggedEvent,
 ) -> Result<bool, Error> {

@@ -228,6 +228,9 @@ async fn invalid_orders_name_the_field_and_write_nothing() {
             json!({ "lines": [ { "product_id": product, "quantity": 1.5 } ] }),
             "lines[0].quantity",
         ),
+        // An object's fields in an array, which serde alone would take for the object.
+        (json!({ "lines": [ [product, 1] ] }), "lines[0]"),
+        (json!([[{ "product_id": product, "quantity": 1 }]]), "body"),
     ] {
         let response = app.post("/orders", Some(&customer), &order).await;
         let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;

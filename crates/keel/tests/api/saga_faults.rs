@@ -31,6 +31,8 @@ fn worker_process(
     tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
         .arg("worker")
         .env("KEEL_DATABASE_URL", &app.config.db.url)
+        .env("KEEL_DATABASE_POOLING", <&str>::from(app.config.db.pooling))
+        .env("KEEL_DATABASE_DIRECT_URL", app.database_url())
         .env("KEEL_REDIS_URL", &app.config.redis.url)
         .env("KEEL_REDIS_PREFIX", &app.config.redis.key_prefix)
         .env("KEEL_NATS_URL", nats_url)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use catalog::{Quantity, StockRequest};
-use deadpool_postgres::GenericClient;
+use platform::db::Client;
 use platform::{
     InfraError,
     bus::{consumer::mark_processed, outbox},
@@ -107,13 +107,13 @@ pub(crate) async fn load(db: &Db, id: OrderId) -> Result<SagaOrder, InfraError> 
 /// Returns the open transaction for the step's own writes, or `None` if the order was no
 /// longer in `from` (another runner got there first).
 pub(crate) async fn advance<'c>(
-    client: &'c mut deadpool_postgres::Client,
+    client: &'c mut platform::db::Connection,
     id: OrderId,
     from: OrderStatus,
     to: OrderStatus,
     note: Option<&str>,
     lease: Duration,
-) -> Result<Option<deadpool_postgres::Transaction<'c>>, InfraError> {
+) -> Result<Option<platform::db::Transaction<'c>>, InfraError> {
     let tx = client.transaction().await?;
     let statement = tx
         .prepare_cached(
@@ -174,7 +174,7 @@ pub(crate) async fn release_lease(db: &Db, id: OrderId) -> Result<(), InfraError
 
 /// Writes the charge's id on the order.
 pub(crate) async fn set_charge(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     id: OrderId,
     charge_id: &str,
 ) -> Result<(), InfraError> {
@@ -186,10 +186,7 @@ pub(crate) async fn set_charge(
 }
 
 /// Puts the order's stock back (the compensation of its reservation).
-pub(crate) async fn release_stock(
-    tx: &impl GenericClient,
-    lines: &[OrderLine],
-) -> Result<(), InfraError> {
+pub(crate) async fn release_stock(tx: &impl Client, lines: &[OrderLine]) -> Result<(), InfraError> {
     let requests = lines
         .iter()
         .map(|l| {
@@ -207,7 +204,7 @@ pub(crate) async fn release_stock(
 /// Appends the step's event, and marks the delivery that drove the saga as processed when
 /// the saga ends here.
 pub(crate) async fn finish_step(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     event: &impl outbox::Event,
     delivery: Option<i64>,
 ) -> Result<(), InfraError> {

@@ -6,13 +6,13 @@
 
 use std::{future::Future, time::Duration};
 
+use crate::db::Client;
 use async_nats::jetstream::{
     AckKind,
     consumer::{AckPolicy, pull},
     message::PublishMessage as Publish,
 };
 use bytes::Bytes;
-use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -69,7 +69,7 @@ pub struct ConsumerSpec {
 /// Records that `consumer` processed `message_id`, in the caller's transaction. Returns
 /// false when it already had: the caller rolls back and acks, the effect is already there.
 pub async fn mark_processed(
-    tx: &impl GenericClient,
+    tx: &impl Client,
     consumer: &str,
     message_id: i64,
 ) -> Result<bool, InfraError> {
@@ -85,7 +85,7 @@ pub async fn mark_processed(
 /// Forgets the messages processed more than `retention` ago: JetStream no longer holds them
 /// (the events stream's max age is that long), so none can be delivered again.
 pub async fn forget_processed(
-    client: &impl GenericClient,
+    client: &impl Client,
     retention: Duration,
 ) -> Result<u64, InfraError> {
     let statement = client

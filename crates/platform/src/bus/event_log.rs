@@ -2,7 +2,7 @@
 //! past its retention in `bus.event_archive`), for whoever rebuilds state from it. Writing
 //! goes through [`super::outbox::append`] only.
 
-use deadpool_postgres::GenericClient;
+use crate::db::Client;
 use time::OffsetDateTime;
 
 use crate::InfraError;
@@ -31,7 +31,7 @@ impl LoggedEvent {
 /// Up to `limit` events after id `after`, in id order, from the archive and the log (a page
 /// of a replay of every event).
 pub async fn page(
-    client: &impl GenericClient,
+    client: &impl Client,
     after: i64,
     limit: i64,
 ) -> Result<Vec<LoggedEvent>, InfraError> {
@@ -49,7 +49,7 @@ pub async fn page(
 /// The ids of the events that occurred from `from` to `to` (a range of the log's primary
 /// key, in no particular order).
 pub async fn ids_between(
-    client: &impl GenericClient,
+    client: &impl Client,
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> Result<Vec<i64>, InfraError> {
@@ -61,10 +61,7 @@ pub async fn ids_between(
 }
 
 /// The events with these ids, in id order.
-pub async fn by_ids(
-    client: &impl GenericClient,
-    ids: &[i64],
-) -> Result<Vec<LoggedEvent>, InfraError> {
+pub async fn by_ids(client: &impl Client, ids: &[i64]) -> Result<Vec<LoggedEvent>, InfraError> {
     let statement = client
         .prepare_cached(
             "SELECT id, subject, payload::text, occurred_at FROM bus.event_log

@@ -1,7 +1,7 @@
 //! Appending events in the caller's transaction: to the outbox the relay drains, and to the
 //! permanent, month-partitioned event log.
 
-use deadpool_postgres::GenericClient;
+use crate::db::Client;
 use serde::Serialize;
 use tokio_postgres::types::Json;
 
@@ -15,7 +15,7 @@ pub trait Event: Serialize + std::fmt::Debug + Sync {
 
 /// Writes `event` inside `tx`; it is published after the transaction commits, never if it
 /// rolls back. Returns the event's id (also its `Nats-Msg-Id`).
-pub async fn append<E: Event>(tx: &impl GenericClient, event: &E) -> Result<i64, InfraError> {
+pub async fn append<E: Event>(tx: &impl Client, event: &E) -> Result<i64, InfraError> {
     let statement = tx
         .prepare_cached(
             "WITH e AS (

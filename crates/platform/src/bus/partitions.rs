@@ -19,7 +19,7 @@ pub struct Maintained {
 
 /// Creates the partitions from the current month through `months_ahead` months from now.
 pub async fn ensure(db: &Db, months_ahead: u32) -> Result<Vec<String>, InfraError> {
-    let client = db.write().await?;
+    let client = db.session().await?;
     let mut month = first_of_month(OffsetDateTime::now_utc().date());
     let mut created = Vec::new();
     for _ in 0..=months_ahead {
@@ -80,7 +80,7 @@ async fn expired(
 /// Moves the log's partitions past `retention_months` to the archive, each in one
 /// transaction (the events are in the log or in the archive, never in neither).
 pub async fn archive_expired(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
-    let client = db.write().await?;
+    let client = db.session().await?;
     let mut archived = Vec::new();
     for (name, month) in expired(&client, "bus.event_log", retention_months).await? {
         let next = next_month(month);
@@ -104,7 +104,7 @@ pub async fn drop_archived(db: &Db, retention_months: u32) -> Result<Vec<String>
     if retention_months == 0 {
         return Ok(Vec::new());
     }
-    let client = db.write().await?;
+    let client = db.session().await?;
     let mut dropped = Vec::new();
     for (name, _) in expired(&client, "bus.event_archive", retention_months).await? {
         client

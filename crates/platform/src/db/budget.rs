@@ -5,7 +5,7 @@
 
 use crate::{InfraError, config::DbConfig};
 
-use super::Db;
+use super::{Db, Pooling, SESSIONS};
 
 /// This process's connections to the primary, and the server's limit for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,13 @@ pub struct OverBudget {
     pub available: usize,
 }
 
-/// The connections `config`'s pools may open to the primary.
+/// The connections `config`'s pools may open to the primary. Through a transaction-mode
+/// pooler only the sessions and the statement describer reach it: the pooler's own
+/// `default_pool_size` is what its clients share there.
 fn pooled(config: &DbConfig) -> usize {
+    if config.pooling == Pooling::Transaction {
+        return SESSIONS + 1;
+    }
     config.write_pool
         + if config.read_url.is_none() {
             config.read_pool
@@ -48,16 +53,20 @@ impl Db {
     /// server does not say (a pooler in front of it answers for itself).
     pub async fn check_budget(&self, config: &DbConfig) -> Result<Option<Budget>, OverBudget> {
         let pooled = pooled(config);
+        // Which way statements reach the primary, for whoever reads the logs or the metrics.
+        let pooling: &'static str = config.pooling.into();
+        metrics::gauge!("keel_db_pooling", "mode" => pooling).set(1.0);
         metrics::gauge!("keel_db_connections_max").set(pooled as f64);
         let available = match self.allowed().await {
             Ok(available) => available,
             Err(e) => {
-                tracing::warn!(error = %e, pooled, "the primary's max_connections is unknown; pools not checked against it");
+                tracing::warn!(error = %e, pooling, pooled, "the primary's max_connections is unknown; pools not checked against it");
                 return Ok(None);
             }
         };
         metrics::gauge!("keel_db_connections_allowed").set(available as f64);
         tracing::info!(
+            pooling,
             pooled,
             write = config.write_pool,
             read = if config.read_url.is_none() {
@@ -82,7 +91,7 @@ impl Db {
     /// `max_connections` less what the server keeps for superusers and roles granted
     /// `pg_use_reserved_connections` (PostgreSQL 16; absent before, read as 0).
     async fn allowed(&self) -> Result<usize, InfraError> {
-        let client = self.write().await?;
+        let client = self.session().await?;
         let row = client
             .query_one(
                 "SELECT current_setting('max_connections')::int
@@ -118,5 +127,14 @@ mod tests {
             message.contains("KEEL_DB_WRITE_POOL 60") && message.contains("allows 97"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn through_a_transaction_pooler_only_the_sessions_reach_the_primary() {
+        let mut config: DbConfig = crate::config::defaults().unwrap();
+        config.pooling = Pooling::Transaction;
+        config.write_pool = 500;
+        config.read_pool = 500;
+        assert_eq!(pooled(&config), SESSIONS + 1);
     }
 }

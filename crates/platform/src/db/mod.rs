@@ -1,6 +1,7 @@
 //! PostgreSQL: a write pool on the primary and a read pool, chosen per query by the caller.
 
 mod budget;
+mod client;
 mod listen;
 mod lsn;
 mod migrate;
@@ -10,7 +11,7 @@ pub use budget::{Budget, OverBudget};
 pub use listen::Notifications;
 pub use lsn::{InvalidLsn, Lsn};
 
-pub use deadpool_postgres::{Object as Connection, Transaction};
+pub use client::{Client, Connection, Pooling, Prepared, Transaction};
 pub use migrate::{Migration, MigrationError, migrate};
 
 use std::{
@@ -25,6 +26,7 @@ use std::{
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
+use client::Describer;
 use replicas::Replicas;
 
 use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
@@ -42,11 +44,15 @@ pub struct Db {
 
 #[derive(Debug)]
 struct Pools {
-    write: Pool,
-    read: Pool,
+    write: Pooled,
+    read: Pooled,
+    /// Sessions on the primary itself, when the write pool goes through a transaction-mode
+    /// pooler; otherwise the write pool serves them.
+    sessions: Option<Pooled>,
     replicas: Replicas,
-    /// The primary's settings, for the dedicated connections LISTEN needs.
+    /// The primary's own settings, for the dedicated connections LISTEN needs.
     primary: tokio_postgres::Config,
+    pooling: Pooling,
     /// The newest consistency token this instance has issued or been shown: committed, so
     /// visible to any read on the primary that starts later.
     heard: AtomicU64,
@@ -61,12 +67,70 @@ pub struct DbConfigError {
 }
 
 impl Db {
-    /// Builds both pools. Connections open lazily, on first use.
+    /// Builds the pools. Connections open lazily, on first use.
     pub fn connect(config: &DbConfig) -> Result<Self, DbConfigError> {
-        let write = pool(&config.url, "KEEL_DATABASE_URL", config.write_pool, config)?;
+        let (direct_url, setting) = match &config.direct_url {
+            Some(url) => (url.as_str(), "KEEL_DATABASE_DIRECT_URL"),
+            None => (config.url.as_str(), "KEEL_DATABASE_URL"),
+        };
+        let primary: tokio_postgres::Config =
+            direct_url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| DbConfigError {
+                    setting,
+                    reason: e.to_string(),
+                })?;
+        let pooled = config.pooling == Pooling::Transaction;
+        // One describer for the pools through the pooler: statement types are the server's.
+        let describer = pooled.then(|| Arc::new(Describer::new(primary.clone())));
+        let write = Pooled::new(
+            pool(
+                &config.url,
+                "KEEL_DATABASE_URL",
+                config.write_pool,
+                config,
+                pooled,
+            )?,
+            describer.clone(),
+            config,
+        );
         let read = match &config.read_url {
-            Some(url) => pool(url, "KEEL_DATABASE_READ_URL", config.read_pool, config)?,
-            None => pool(&config.url, "KEEL_DATABASE_URL", config.read_pool, config)?,
+            Some(url) => Pooled::new(
+                pool(
+                    url,
+                    "KEEL_DATABASE_READ_URL",
+                    config.read_pool,
+                    config,
+                    false,
+                )?,
+                None,
+                config,
+            ),
+            None => Pooled::new(
+                pool(
+                    &config.url,
+                    "KEEL_DATABASE_URL",
+                    config.read_pool,
+                    config,
+                    pooled,
+                )?,
+                describer,
+                config,
+            ),
+        };
+        let sessions = match pooled {
+            true => Some(Pooled::new(
+                pool(
+                    direct_url,
+                    "KEEL_DATABASE_DIRECT_URL",
+                    SESSIONS,
+                    config,
+                    false,
+                )?,
+                None,
+                config,
+            )),
+            false => None,
         };
         let replicas = config
             .replica_urls
@@ -78,23 +142,19 @@ impl Db {
                     "KEEL_DATABASE_REPLICA_URLS",
                     config.read_pool,
                     config,
+                    false,
                 )?;
                 Ok((replica_name(url.trim()), pool))
             })
             .collect::<Result<Vec<_>, DbConfigError>>()?;
-        let primary = config
-            .url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| DbConfigError {
-                setting: "KEEL_DATABASE_URL",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
             inner: Arc::new(Pools {
                 write,
                 read,
+                sessions,
                 replicas: Replicas::new(replicas, config.replica_max_lag),
                 primary,
+                pooling: config.pooling,
                 heard: AtomicU64::new(0),
             }),
         })
@@ -114,7 +174,7 @@ impl Db {
         E: From<InfraError>,
     {
         if let Some(replica) = self.inner.replicas.pick(token) {
-            match acquire(&replica.pool, "replica").await {
+            match acquire(&replica.pool, "replica", None, 0).await {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
                     let result = read(connection.clone()).await;
@@ -206,24 +266,41 @@ impl Db {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            self.inner.replicas.check(&self.inner.write).await;
+            // The primary's position, asked of a session on it (the check's statement is
+            // named, which a transaction-mode pooler cannot carry).
+            let primary = self.inner.sessions.as_ref().unwrap_or(&self.inner.write);
+            self.inner.replicas.check(&primary.pool).await;
         }
     }
 
     /// A connection to the primary, for writes and reads that must see them.
     pub async fn write(&self) -> Result<Connection, InfraError> {
-        acquire(&self.inner.write, "write").await
+        self.inner.write.acquire("write").await
     }
 
     /// A connection for reads that may be served by a replica.
     pub async fn read(&self) -> Result<Connection, InfraError> {
-        acquire(&self.inner.read, "read").await
+        self.inner.read.acquire("read").await
+    }
+
+    /// A session on the primary itself, for what a transaction-mode pooler cannot carry:
+    /// advisory locks, DDL in migrations, `COPY`. Directly connected, a write connection.
+    pub async fn session(&self) -> Result<Connection, InfraError> {
+        match &self.inner.sessions {
+            Some(sessions) => sessions.acquire("session").await,
+            None => self.write().await,
+        }
+    }
+
+    /// How statements reach the primary.
+    pub fn pooling(&self) -> Pooling {
+        self.inner.pooling
     }
 
     /// Checks that both pools reach their server.
     pub async fn ping(&self) -> Result<(), InfraError> {
         for pool in [&self.inner.write, &self.inner.read] {
-            pool.get().await?.simple_query("SELECT 1").await?;
+            pool.pool.get().await?.simple_query("SELECT 1").await?;
         }
         Ok(())
     }
@@ -294,22 +371,66 @@ pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -
     result
 }
 
+/// Connections in the session pool (migrations, advisory locks, `COPY`) beside a
+/// transaction-mode pooler.
+const SESSIONS: usize = 2;
+
+/// A pool and how its connections run statements.
+#[derive(Debug)]
+struct Pooled {
+    pool: Pool,
+    describer: Option<Arc<Describer>>,
+    statement_timeout_ms: u128,
+}
+
+impl Pooled {
+    fn new(pool: Pool, describer: Option<Arc<Describer>>, config: &DbConfig) -> Self {
+        Self {
+            pool,
+            describer,
+            statement_timeout_ms: config.statement_timeout.as_millis(),
+        }
+    }
+
+    async fn acquire(&self, name: &'static str) -> Result<Connection, InfraError> {
+        acquire(
+            &self.pool,
+            name,
+            self.describer.clone(),
+            self.statement_timeout_ms,
+        )
+        .await
+    }
+}
+
 /// Takes a connection, recording the wait in `keel_db_pool_acquire_seconds{pool}`: a wait
 /// that grows under load is the sign of an exhausted pool.
-async fn acquire(pool: &Pool, name: &'static str) -> Result<Connection, InfraError> {
+async fn acquire(
+    pool: &Pool,
+    name: &'static str,
+    describer: Option<Arc<Describer>>,
+    statement_timeout_ms: u128,
+) -> Result<Connection, InfraError> {
     let started = std::time::Instant::now();
     static ACQUIRE_SECONDS: HistogramFamily =
         HistogramFamily::new("keel_db_pool_acquire_seconds", "pool");
     let got = pool.get().await;
     ACQUIRE_SECONDS.record(name, started.elapsed());
-    Ok(got?)
+    Ok(Connection {
+        inner: got?,
+        describer,
+        statement_timeout_ms,
+    })
 }
 
+/// A pool on `url`; `pooled` when it goes through a transaction-mode pooler, which takes no
+/// startup `options` (the statement timeout is then set per transaction).
 fn pool(
     url: &str,
     setting: &'static str,
     size: usize,
     config: &DbConfig,
+    pooled: bool,
 ) -> Result<Pool, DbConfigError> {
     let mut pg: tokio_postgres::Config =
         url.parse()
@@ -324,10 +445,12 @@ fn pool(
         });
     }
     pg.application_name("keel");
-    pg.options(format!(
-        "-c statement_timeout={}",
-        config.statement_timeout.as_millis()
-    ));
+    if !pooled {
+        pg.options(format!(
+            "-c statement_timeout={}",
+            config.statement_timeout.as_millis()
+        ));
+    }
     pg.connect_timeout(config.acquire_timeout);
     let manager = Manager::from_config(
         pg,
@@ -357,6 +480,8 @@ mod tests {
     fn config(url: &str) -> DbConfig {
         DbConfig {
             url: url.into(),
+            pooling: Pooling::Direct,
+            direct_url: None,
             read_url: None,
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),

@@ -50,18 +50,49 @@ where
     }
 }
 
-/// Parses `body` as a `T`, or says what and where it was wrong.
+/// A `T` read from a JSON object only. serde's derived structs also take an array of their
+/// fields in order (`[3, 1]` for `{"product_id": 3, "quantity": 1}`), which no schema of
+/// Keel's allows: a body, and each object inside one, is an object.
+#[derive(Debug, Clone, Copy)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// Parses `body` as a `T` (from an object), or says what and where it was wrong.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_data() {
-            let message = without_position(inner);
-            Problem::invalid_field(field_name(&e.path().to_string(), &message), message)
-        } else {
-            malformed(inner)
-        }
-    })?;
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map(|Object(value)| value)
+        .map_err(|e| {
+            let inner = e.inner();
+            if inner.is_data() {
+                let message = without_position(inner);
+                Problem::invalid_field(field_name(&e.path().to_string(), &message), message)
+            } else {
+                malformed(inner)
+            }
+        })?;
     de.end().map_err(|e| malformed(&e))?;
     Ok(value)
 }
@@ -202,6 +233,21 @@ mod tests {
             (422, "lines[0].quantity".into())
         );
         assert_eq!(field_of(r#"{"lines":[],"price":1}"#), (422, "price".into()));
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array_of_its_fields() {
+        // serde's derived structs would take `[[...]]` as `{"lines": [...]}`.
+        assert_eq!(field_of(r#"[[]]"#), (422, "body".into()));
+        assert_eq!(field_of(r#"[]"#), (422, "body".into()));
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Lines {
+            lines: Vec<Object<Line>>,
+        }
+        let nested = parse_json::<Lines>(br#"{"lines":[[1, 2]]}"#).unwrap_err();
+        assert_eq!(nested.errors[0].field, "lines[0]");
+        assert!(parse_json::<Lines>(br#"{"lines":[{"product_id":1,"quantity":2}]}"#).is_ok());
     }
 
     #[test]

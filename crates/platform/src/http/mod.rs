@@ -13,7 +13,7 @@ mod scrape;
 mod selective;
 mod serve;
 
-pub use extract::{IdPath, Json, Path, Query};
+pub use extract::{IdPath, Json, Object, Path, Query};
 pub use middleware::{fallback, layer};
 pub use problem::{FieldError, Problem};
 pub use problem_type::{ProblemType, edge as problems};

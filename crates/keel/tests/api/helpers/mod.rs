@@ -48,7 +48,11 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         cache,
         client: reqwest::Client::new(),
         db: Db::connect(&config.db).expect("test pool"),
-        database_url: config.db.url.clone(),
+        database_url: config
+            .db
+            .direct_url
+            .clone()
+            .unwrap_or_else(|| config.db.url.clone()),
         shutdown: Some(shutdown),
         served: Some(served),
     }

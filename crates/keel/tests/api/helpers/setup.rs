@@ -7,6 +7,7 @@ use orders::{OrderMode, SagaConfig, payments::PaymentsConfig};
 use platform::{
     bus::BusConfig,
     config::{DbConfig, HttpConfig, RedisConfig},
+    db::Pooling,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -32,6 +33,19 @@ pub async fn create_database() -> String {
     format!("{}/{name}", server_url())
 }
 
+/// The transaction-mode PgBouncer the suite runs through, if any, for a database on the
+/// shared server.
+fn pgbouncer(database_url: &str) -> Option<String> {
+    std::env::var("KEEL_TEST_PGBOUNCER")
+        .ok()
+        .filter(|_| database_url.starts_with(&server_url()))
+}
+
+/// The database a URL names: its last path segment.
+fn database_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
 pub fn test_config(database_url: String) -> Config {
     Config {
         http: HttpConfig {
@@ -43,7 +57,18 @@ pub fn test_config(database_url: String) -> Config {
             body_limit: 64 * 1024,
         },
         db: DbConfig {
-            url: database_url,
+            // With KEEL_TEST_PGBOUNCER (a transaction-mode PgBouncer's `postgres://…` base,
+            // which proxies every database), the app goes through it as in production.
+            // (Only for databases on the shared server: a test's own cluster has no pooler.)
+            url: match pgbouncer(&database_url) {
+                Some(pooler) => format!("{pooler}/{}", database_name(&database_url)),
+                None => database_url.clone(),
+            },
+            pooling: match pgbouncer(&database_url) {
+                Some(_) => Pooling::Transaction,
+                None => Pooling::Direct,
+            },
+            direct_url: Some(database_url),
             read_url: None,
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
