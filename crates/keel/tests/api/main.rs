@@ -17,6 +17,7 @@ mod idempotency;
 mod keel_process;
 mod load_balancer;
 mod metrics;
+mod nats_cluster;
 mod nats_server;
 mod orders;
 mod payments;

@@ -23,9 +23,15 @@ use crate::{InfraError, config::parse_duration};
 /// NATS JetStream and how Keel uses it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusConfig {
-    /// NATS server URL.
+    /// NATS server URL, or every node's of a cluster, comma-separated: the client connects to
+    /// one and moves to another when it goes.
     #[arg(long, env = "KEEL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// Copies JetStream keeps of each stream: 0 asks for 3 and takes 1 where the server is
+    /// not clustered. A stream's replicas are fixed when it is created.
+    #[arg(long, env = "KEEL_NATS_REPLICAS", default_value_t = 0)]
+    pub nats_replicas: usize,
 
     /// Prefix of every subject and stream name, so deployments (and tests) can share a server.
     #[arg(long, env = "KEEL_NATS_PREFIX", default_value = "keel")]
@@ -42,6 +48,17 @@ pub struct BusConfig {
     /// Messages one consumer processes at once.
     #[arg(long, env = "KEEL_BUS_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+}
+
+impl BusConfig {
+    /// The servers of `nats_url`.
+    pub fn servers(&self) -> Vec<&str> {
+        self.nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
 }
 
 /// A connection to JetStream with Keel's stream names.
@@ -62,7 +79,7 @@ impl Bus {
             .event_callback(|event| async move {
                 tracing::info!(event = %event, "nats connection event");
             })
-            .connect(config.nats_url.as_str())
+            .connect(config.servers().as_slice())
             .await
             .map_err(|e| InfraError::unavailable("nats", e))?;
         Ok(Self {
@@ -73,6 +90,32 @@ impl Bus {
 
     pub fn config(&self) -> &BusConfig {
         &self.config
+    }
+
+    /// Creates a stream, or finds it. Asked for no particular number of replicas, it asks
+    /// for three (a cluster's quorum survives one node lost) and, if the server is not
+    /// clustered, settles for one.
+    async fn stream(&self, config: stream::Config) -> Result<stream::Stream, InfraError> {
+        let unavailable = |e| InfraError::unavailable("nats", e);
+        if self.config.nats_replicas > 0 {
+            let config = stream::Config {
+                num_replicas: self.config.nats_replicas,
+                ..config
+            };
+            return self.jetstream.get_or_create_stream(config).await.map_err(unavailable);
+        }
+        let replicated = stream::Config {
+            num_replicas: 3,
+            ..config.clone()
+        };
+        match self.jetstream.get_or_create_stream(replicated).await {
+            Ok(stream) => Ok(stream),
+            // JetStream's "replicas > 1 not supported in non-clustered mode" (10074).
+            Err(e) if e.to_string().contains("10074") || e.to_string().contains("non-clustered") => {
+                self.jetstream.get_or_create_stream(config).await.map_err(unavailable)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     pub(crate) fn jetstream(&self) -> &jetstream::Context {
@@ -107,30 +150,26 @@ impl Bus {
     /// The events stream, created if missing. Files on disk; a two-minute de-duplication
     /// window covers a relay that crashed between publishing and deleting its batch.
     pub async fn events_stream(&self) -> Result<stream::Stream, InfraError> {
-        self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.stream_name("EVENTS"),
-                subjects: vec![format!("{}.events.>", self.config.nats_prefix)],
-                storage: stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                max_age: Duration::from_secs(7 * 86_400),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| InfraError::unavailable("nats", e))
+        self.stream(stream::Config {
+            name: self.stream_name("EVENTS"),
+            subjects: vec![format!("{}.events.>", self.config.nats_prefix)],
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(7 * 86_400),
+            ..Default::default()
+        })
+        .await
     }
 
     /// The dead-letter stream: messages that kept failing, with the reason in a header.
     pub async fn dead_letter_stream(&self) -> Result<stream::Stream, InfraError> {
-        self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.stream_name("DLQ"),
-                subjects: vec![format!("{}.dlq.>", self.config.nats_prefix)],
-                storage: stream::StorageType::File,
-                max_age: Duration::from_secs(30 * 86_400),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| InfraError::unavailable("nats", e))
+        self.stream(stream::Config {
+            name: self.stream_name("DLQ"),
+            subjects: vec![format!("{}.dlq.>", self.config.nats_prefix)],
+            storage: stream::StorageType::File,
+            max_age: Duration::from_secs(30 * 86_400),
+            ..Default::default()
+        })
+        .await
     }
 }

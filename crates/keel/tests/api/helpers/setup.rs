@@ -128,6 +128,7 @@ pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> Worke
         bus: BusConfig {
             nats_url: nats_url.to_owned(),
             nats_prefix: prefix.to_owned(),
+            nats_replicas: 0,
             ack_wait: Duration::from_secs(3),
             max_deliver: 10,
             concurrency: 32,
