@@ -28,9 +28,11 @@ async fn orders_go_through_when_the_events_streams_leader_is_killed() {
     let app = app_with(&provider, OrderMode::Async).await;
     let config = worker_config(&app.config, &cluster.urls(), &nats_prefix());
     let bus = Bus::connect(&config.bus).await.unwrap();
-    eventually("the cluster to lead a stream", Duration::from_secs(30), async || {
-        leader(&bus).await.is_some()
-    })
+    eventually(
+        "the cluster to lead a stream",
+        Duration::from_secs(30),
+        async || leader(&bus).await.is_some(),
+    )
     .await;
     let info = bus.events_stream().await.unwrap().get_info().await.unwrap();
     assert_eq!(info.config.num_replicas, 3, "three copies of the events");
@@ -41,7 +43,11 @@ async fn orders_go_through_when_the_events_streams_leader_is_killed() {
     let customer = app.customer().await;
     let mut set = OrderSet::new(&[(product, 1000)]);
     for _ in 0..15 {
-        set.acknowledged(body(app.order(&customer, product, 1).await).await["id"].as_i64().unwrap());
+        set.acknowledged(
+            body(app.order(&customer, product, 1).await).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
 
     // The node leading the events stream goes, while the orders' events are in flight.
@@ -50,15 +56,25 @@ async fn orders_go_through_when_the_events_streams_leader_is_killed() {
     cluster.nodes[node].kill().await;
     let killed = Instant::now();
     for _ in 0..15 {
-        set.acknowledged(body(app.order(&customer, product, 1).await).await["id"].as_i64().unwrap());
+        set.acknowledged(
+            body(app.order(&customer, product, 1).await).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
-    eventually("another node to lead", Duration::from_secs(30), async || {
-        leader(&bus).await.is_some_and(|now| now != led_by)
-    })
+    eventually(
+        "another node to lead",
+        Duration::from_secs(30),
+        async || leader(&bus).await.is_some_and(|now| now != led_by),
+    )
     .await;
     let elected = killed.elapsed();
     let verdict = set
-        .check(app.database_url(), Some(&provider.url()), Duration::from_secs(60))
+        .check(
+            app.database_url(),
+            Some(&provider.url()),
+            Duration::from_secs(60),
+        )
         .await;
     let settled = killed.elapsed();
     eprintln!(

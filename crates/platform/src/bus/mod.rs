@@ -102,7 +102,11 @@ impl Bus {
                 num_replicas: self.config.nats_replicas,
                 ..config
             };
-            return self.jetstream.get_or_create_stream(config).await.map_err(unavailable);
+            return self
+                .jetstream
+                .get_or_create_stream(config)
+                .await
+                .map_err(unavailable);
         }
         let replicated = stream::Config {
             num_replicas: 3,
@@ -111,8 +115,13 @@ impl Bus {
         match self.jetstream.get_or_create_stream(replicated).await {
             Ok(stream) => Ok(stream),
             // JetStream's "replicas > 1 not supported in non-clustered mode" (10074).
-            Err(e) if e.to_string().contains("10074") || e.to_string().contains("non-clustered") => {
-                self.jetstream.get_or_create_stream(config).await.map_err(unavailable)
+            Err(e)
+                if e.to_string().contains("10074") || e.to_string().contains("non-clustered") =>
+            {
+                self.jetstream
+                    .get_or_create_stream(config)
+                    .await
+                    .map_err(unavailable)
             }
             Err(e) => Err(unavailable(e)),
         }
