@@ -189,6 +189,8 @@ mod tests {
     #[tokio::test]
     async fn a_token_is_stored_under_its_sha256_in_hex() {
         let redis = platform::redis::Redis::connect(&platform::config::RedisConfig {
+            sentinels: Vec::new(),
+            master_name: "keel".into(),
             url: "redis://127.0.0.1:1".into(),
             key_prefix: "keel:".into(),
             timeout: Duration::from_millis(10),

@@ -169,6 +169,8 @@ mod tests {
 
     fn limits(trusted: &[&str]) -> Limits {
         let redis = platform::redis::Redis::connect(&platform::config::RedisConfig {
+            sentinels: Vec::new(),
+            master_name: "keel".into(),
             url: "redis://127.0.0.1:1".into(),
             key_prefix: "unused:".into(),
             timeout: std::time::Duration::from_millis(10),

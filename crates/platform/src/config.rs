@@ -91,6 +91,24 @@ pub struct RedisConfig {
     )]
     pub url: String,
 
+    /// Redis Sentinels watching the master, comma-separated (`redis://host:26379,...`). Set,
+    /// Keel asks them where the master is every half second and follows a failover without a
+    /// restart; `KEEL_REDIS_URL` is then only where it starts.
+    #[arg(
+        long = "redis-sentinels",
+        env = "KEEL_REDIS_SENTINELS",
+        value_delimiter = ','
+    )]
+    pub sentinels: Vec<String>,
+
+    /// The name the Sentinels know the master by.
+    #[arg(
+        long = "redis-master-name",
+        env = "KEEL_REDIS_MASTER_NAME",
+        default_value = "keel"
+    )]
+    pub master_name: String,
+
     /// Prefix of every key Keel writes, so deployments (and tests) can share one Redis.
     #[arg(long, env = "KEEL_REDIS_PREFIX", default_value = "keel:")]
     pub key_prefix: String,

@@ -1,9 +1,17 @@
 //! Redis: one multiplexed, self-reconnecting connection per instance, and the key prefix that
-//! lets deployments and tests share a server.
+//! lets deployments and tests share a server. With Sentinels configured, the connection
+//! follows the master through a failover.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, RwLock, Weak},
+    time::Duration,
+};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    sentinel::{SentinelClient, SentinelServerType},
+};
 
 use crate::{InfraError, config::RedisConfig, metrics::HistogramFamily};
 
@@ -15,10 +23,17 @@ pub struct Redis {
 }
 
 struct Shared {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// The master's client and connection; replaced when Sentinel names another master.
+    current: RwLock<Current>,
+    manager_config: ConnectionManagerConfig,
     prefix: String,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+struct Current {
+    client: redis::Client,
+    conn: ConnectionManager,
 }
 
 impl std::fmt::Debug for Redis {
@@ -31,11 +46,15 @@ impl std::fmt::Debug for Redis {
 
 /// A Redis URL that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("KEEL_REDIS_URL is not a valid Redis URL")]
+#[error("KEEL_REDIS_URL or KEEL_REDIS_SENTINELS is not a valid Redis URL")]
 pub struct RedisConfigError(#[source] redis::RedisError);
+
+/// How often the Sentinels are asked where the master is.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 impl Redis {
     /// Connects lazily: a Redis that is down at start-up makes `/readyz` fail, not the process.
+    /// With Sentinels, a task asks them for the master from then on (it needs a runtime).
     pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         let client = redis::Client::open(config.url.as_str()).map_err(RedisConfigError)?;
         let manager_config = ConnectionManagerConfig::new()
@@ -43,16 +62,41 @@ impl Redis {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
             .map_err(RedisConfigError)?;
-        Ok(Self {
+        let redis = Self {
             inner: Arc::new(Shared {
-                client,
-                conn,
+                current: RwLock::new(Current { client, conn }),
+                manager_config,
                 prefix: config.key_prefix.clone(),
                 timeout: config.timeout,
             }),
-        })
+        };
+        let sentinels: Vec<&str> = config
+            .sentinels
+            .iter()
+            .map(|url| url.trim())
+            .filter(|url| !url.is_empty())
+            .collect();
+        if !sentinels.is_empty() {
+            let sentinel = SentinelClient::build(
+                sentinels,
+                config.master_name.clone(),
+                None,
+                SentinelServerType::Master,
+            )
+            .map_err(RedisConfigError)?;
+            tokio::spawn(follow_master(Arc::downgrade(&redis.inner), sentinel));
+        }
+        Ok(redis)
+    }
+
+    fn current(&self) -> Current {
+        // A writer that panicked left a whole `Current` behind: still usable.
+        match self.inner.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The full key for `name`, under this deployment's prefix, in one allocation: callers
@@ -69,12 +113,13 @@ impl Redis {
 
     /// A connection to run commands on; clones share one multiplexed connection.
     pub fn conn(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+        self.current().conn
     }
 
     /// A dedicated connection for subscriptions (pub/sub cannot share the multiplexed one).
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, InfraError> {
-        let connect = self.inner.client.get_async_pubsub();
+        let client = self.current().client;
+        let connect = client.get_async_pubsub();
         match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(100)), connect)
             .await
         {
@@ -97,5 +142,50 @@ impl Redis {
     pub async fn ping(&self) -> Result<(), InfraError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
+    }
+}
+
+/// Asks the Sentinels where the master is, every [`FOLLOW_EVERY`], for as long as the handle
+/// lives; when they name another one, later commands go there (`keel_redis_master_changes_total`).
+async fn follow_master(shared: Weak<Shared>, mut sentinel: SentinelClient) {
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let master = match sentinel.async_get_client().await {
+            Ok(master) => master,
+            Err(e) => {
+                tracing::debug!(error = %e, "no master from the Sentinels yet");
+                continue;
+            }
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let address = master.get_connection_info().addr().to_string();
+        let known = shared
+            .current
+            .read()
+            .map(|current| current.client.get_connection_info().addr().to_string())
+            .unwrap_or_default();
+        if address == known {
+            continue;
+        }
+        match ConnectionManager::new_lazy_with_config(master.clone(), shared.manager_config.clone())
+        {
+            Ok(conn) => {
+                tracing::warn!(from = %known, to = %address, "redis master moved; following it");
+                metrics::counter!("keel_redis_master_changes_total").increment(1);
+                if let Ok(mut current) = shared.current.write() {
+                    *current = Current {
+                        client: master,
+                        conn,
+                    };
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, to = %address, "cannot connect to the new redis master")
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@ mod nats_server;
 mod orders;
 mod payments;
 mod rate_limit;
+mod redis_sentinel;
 mod redis_server;
 mod replicas;
 mod reports;

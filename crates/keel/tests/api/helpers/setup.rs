@@ -78,6 +78,8 @@ pub fn test_config(database_url: String) -> Config {
             statement_timeout: Duration::from_secs(10),
         },
         redis: RedisConfig {
+            sentinels: Vec::new(),
+            master_name: "keel".into(),
             url: std::env::var("KEEL_TEST_REDIS")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
