@@ -4,7 +4,7 @@
 //! written to the new master.
 
 use std::{
-    path::PathBuf,
+    path::Path,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -20,7 +20,7 @@ struct Node {
     child: Child,
 }
 
-async fn redis(port: u16, dir: &PathBuf, extra: &[String]) -> Node {
+async fn redis(port: u16, dir: &Path, extra: &[String]) -> Node {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args([
@@ -42,7 +42,7 @@ async fn redis(port: u16, dir: &PathBuf, extra: &[String]) -> Node {
     Node { port, child }
 }
 
-async fn sentinel(port: u16, master: u16, dir: &PathBuf) -> Node {
+async fn sentinel(port: u16, master: u16, dir: &Path) -> Node {
     // A Sentinel rewrites its configuration file: each its own.
     let config = dir.join(format!("sentinel-{port}.conf"));
     std::fs::write(
