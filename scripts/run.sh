@@ -11,11 +11,25 @@
 #   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them.
 #   KEEL_PGBOUNCER=1 puts PgBouncer in transaction mode (deploy/pgbouncer/) on :6432 between
 #   every Keel process and the primary; migrations, seeding and LISTEN go to the primary.
+#   KEEL_TOPOLOGY=ha runs the high-availability topology on this machine: PgBouncer, the
+#   primary and a streaming replica (:5433), Redis master + replica + three Sentinels
+#   (:6380, :6381, :26380-26382), NATS as three JetStream nodes (:4232-4234), KEEL_INSTANCES
+#   (default 2) API instances behind nginx, KEEL_WORKERS (default 2) workers and the fake
+#   provider; its data under KEEL_HA_DIR (default /var/lib/keel/ha).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 export KEEL_DATABASE_URL="${KEEL_DATABASE_URL:-postgres://keel:keel@127.0.0.1:5432/keel}"
+ha_dir="${KEEL_HA_DIR:-/var/lib/keel/ha}"
+if [ "${KEEL_TOPOLOGY:-}" = ha ]; then
+    export KEEL_PGBOUNCER=1 KEEL_REPLICAS="${KEEL_REPLICAS:-1}" KEEL_INSTANCES="${KEEL_INSTANCES:-2}"
+    export KEEL_REDIS_URL=redis://127.0.0.1:6380
+    export KEEL_REDIS_SENTINELS=redis://127.0.0.1:26380,redis://127.0.0.1:26381,redis://127.0.0.1:26382
+    export KEEL_NATS_URL=nats://127.0.0.1:4232,nats://127.0.0.1:4233,nats://127.0.0.1:4234
+    # Restarts behind nginx fail no request when the drain outlasts nginx's upstream idle time.
+    export KEEL_SHUTDOWN_DELAY="${KEEL_SHUTDOWN_DELAY:-21s}"
+fi
 PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'keel'" | grep -q 1 \
     || PGPASSWORD=keel psql -h 127.0.0.1 -U keel -d postgres -qc "CREATE DATABASE keel"
 
@@ -45,6 +59,16 @@ cargo build --release --locked --bin keel
 
 # Background processes stop with this script.
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM
+if [ "${KEEL_TOPOLOGY:-}" = ha ]; then
+    mkdir -p "$ha_dir"
+    log "Redis master :6380, replica :6381, Sentinels :26380-26382 (data in $ha_dir/redis)"
+    scripts/redis-ha.sh "$ha_dir/redis" 127.0.0.1 6380 >"$ha_dir-redis.log" 2>&1 &
+    log "NATS cluster :4232-4234 (JetStream in $ha_dir/nats)"
+    scripts/nats-cluster.sh "$ha_dir/nats" 127.0.0.1 4232 >"$ha_dir-nats.log" 2>&1 &
+    for port in 6380 26380 4232 4233 4234; do
+        for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    done
+fi
 if [ "${KEEL_PGBOUNCER:-0}" = 1 ]; then
     log "PgBouncer (transaction mode) on 127.0.0.1:6432 in front of the primary"
     scripts/pgbouncer.sh "${TMPDIR:-/tmp}/keel-pgbouncer" 127.0.0.1:6432 127.0.0.1:5432 &
@@ -60,8 +84,12 @@ if [ -z "${KEEL_PAYMENTS_URL:-}" ]; then
     log "fake payment provider on $KEEL_PAYMENTS_URL (latency ${KEEL_FAKE_PAYMENTS_LATENCY:-20ms})"
     ./target/release/keel fake-payments --latency "${KEEL_FAKE_PAYMENTS_LATENCY:-20ms}" &
 fi
-log "worker: outbox relay, order sagas and the read models' projections"
-./target/release/keel worker &
+workers="${KEEL_WORKERS:-1}"
+[ "${KEEL_TOPOLOGY:-}" = ha ] && workers="${KEEL_WORKERS:-2}"
+for i in $(seq "$workers"); do
+    log "worker $i: outbox relay, order sagas and the read models' projections (metrics on :$((9090 + i)))"
+    KEEL_WORKER_LISTEN="127.0.0.1:$((9090 + i))" ./target/release/keel worker &
+done
 listen="${KEEL_LISTEN:-127.0.0.1:8080}"
 instances="${KEEL_INSTANCES:-1}"
 if [ "$instances" -gt 1 ]; then
@@ -81,5 +109,10 @@ if [ "$instances" -gt 1 ]; then
 else
     log "serving on http://$listen  (try: curl http://$listen/products/1 ; spec at /openapi.json)"
     ./target/release/keel serve &
+fi
+if [ "${KEEL_TOPOLOGY:-}" = ha ]; then
+    log "HA topology up: API http://$listen (nginx, $instances instances), PgBouncer :6432 →
+    primary :5432 + replica :5433, Redis :6380/:6381 with Sentinels :26380-26382, NATS
+    :4232-4234, $workers workers (metrics :9091..), fake provider :8090. Ctrl-C stops all."
 fi
 wait -n
