@@ -277,6 +277,21 @@ async fn maintenance_forgets_applied_events_past_the_retention() {
         let again = keel::worker::maintain(&app.db, &retention).await.unwrap();
         assert_eq!(again.applied_events_deleted, 0);
     }
+    // Two workers starting together maintain one after the other, both without an error
+    // (two passes creating the same partitions at once raced in PostgreSQL's catalog).
+    // Each round reaches further ahead, so both passes have partitions to create.
+    for round in 1..=5 {
+        let ahead = keel::MaintenanceConfig {
+            event_log_months_ahead: 3 + 4 * round,
+            ..retention.clone()
+        };
+        let (first, second) = tokio::join!(
+            keel::worker::maintain(&app.db, &ahead),
+            keel::worker::maintain(&app.db, &ahead)
+        );
+        first.unwrap();
+        second.unwrap();
+    }
 }
 
 /// A month past the event log's retention moves to the archive, and a rebuild still reads
