@@ -48,14 +48,15 @@ where
 pub struct ApiDoc;
 
 /// Place an order for the current user: its stock is reserved at once, then the saga takes
-/// it through payment and shipment. Send an `Idempotency-Key` header to retry safely.
+/// it through payment and shipment. Lines of one product are ordered as one line with their
+/// total. Send an `Idempotency-Key` header to retry safely.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrder,
     params(IdempotencyKeyHeader),
     security(("session" = [])),
     responses((status = 202, description = "async mode: placed; follow Location for its progress", body = Order),
               (status = 201, description = "sync mode: the saga ran; the order is confirmed or cancelled", body = Order),
               (status = 401, body = Problem),
-              (status = 409, description = "not enough stock, or the same key in flight", body = Problem),
+              (status = 409, description = "not enough stock, a product the catalog does not hold, or the same key in flight", body = Problem),
               (status = 422, description = "invalid field, or the key reused with another body", body = Problem)))]
 async fn place_order(
     State(orders): State<Orders>,
