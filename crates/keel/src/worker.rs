@@ -219,22 +219,6 @@ async fn watch_backlog(db: Db) {
 /// One maintenance pass: partitions ahead and past retention, old consumer records (the
 /// bus's and the read models'), expired idempotency keys.
 pub async fn maintain(db: &Db, config: &MaintenanceConfig) -> Result<Maintained, InfraError> {
-    // Workers start together and each maintains at start: one at a time, or two creating the
-    // same partition race in PostgreSQL's catalog. The lock is the session's, held to the end.
-    let lock = db.session().await?;
-    lock.execute("SELECT pg_advisory_lock($1)", &[&MAINTENANCE_LOCK])
-        .await?;
-    let maintained = maintain_locked(db, config).await;
-    let _ = lock
-        .execute("SELECT pg_advisory_unlock($1)", &[&MAINTENANCE_LOCK])
-        .await;
-    maintained
-}
-
-/// Keel's own advisory lock id for a maintenance pass ("keelmnt").
-const MAINTENANCE_LOCK: i64 = 0x006b_6565_6c6d_6e74;
-
-async fn maintain_locked(db: &Db, config: &MaintenanceConfig) -> Result<Maintained, InfraError> {
     let partitions = partitions::maintain(
         db,
         config.event_log_months_ahead,

@@ -3,9 +3,14 @@
 //! `ATTACH`, not a mass `DELETE`; the archive's months are dropped only past a retention of
 //! their own, when one is set.
 
+use std::future::Future;
+
 use time::{Date, Month, OffsetDateTime};
 
-use crate::{InfraError, db::Db};
+use crate::{
+    InfraError,
+    db::{Connection, Db},
+};
 
 /// What a maintenance run did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -17,9 +22,33 @@ pub struct Maintained {
     pub dropped: Vec<String>,
 }
 
+/// Keel's advisory lock id for changing the log's partitions ("keelprt"): instances and
+/// workers starting together would otherwise race to create the same partition.
+const PARTITIONS_LOCK: i64 = 0x006b_6565_6c70_7274;
+
+/// Runs `work` holding the partitions lock on `session` (a session's lock: `session` comes
+/// from [`Db::session`], and the work uses that same connection).
+async fn locked<T>(
+    session: &Connection,
+    work: impl Future<Output = Result<T, InfraError>>,
+) -> Result<T, InfraError> {
+    session
+        .execute("SELECT pg_advisory_lock($1)", &[&PARTITIONS_LOCK])
+        .await?;
+    let result = work.await;
+    let _ = session
+        .execute("SELECT pg_advisory_unlock($1)", &[&PARTITIONS_LOCK])
+        .await;
+    result
+}
+
 /// Creates the partitions from the current month through `months_ahead` months from now.
 pub async fn ensure(db: &Db, months_ahead: u32) -> Result<Vec<String>, InfraError> {
-    let client = db.session().await?;
+    let session = db.session().await?;
+    locked(&session, ensure_on(&session, months_ahead)).await
+}
+
+async fn ensure_on(client: &Connection, months_ahead: u32) -> Result<Vec<String>, InfraError> {
     let mut month = first_of_month(OffsetDateTime::now_utc().date());
     let mut created = Vec::new();
     for _ in 0..=months_ahead {
@@ -50,7 +79,7 @@ pub async fn ensure(db: &Db, months_ahead: u32) -> Result<Vec<String>, InfraErro
 /// The partitions of `parent` whose whole month ended more than `retention_months` months
 /// before the current one, with their months.
 async fn expired(
-    client: &crate::db::Connection,
+    client: &Connection,
     parent: &str,
     retention_months: u32,
 ) -> Result<Vec<(String, Date)>, InfraError> {
@@ -79,10 +108,12 @@ async fn expired(
 
 /// Moves the log's partitions past `retention_months` to the archive, each in one
 /// transaction (the events are in the log or in the archive, never in neither).
-pub async fn archive_expired(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
-    let client = db.session().await?;
+async fn archive_expired(
+    client: &Connection,
+    retention_months: u32,
+) -> Result<Vec<String>, InfraError> {
     let mut archived = Vec::new();
-    for (name, month) in expired(&client, "bus.event_log", retention_months).await? {
+    for (name, month) in expired(client, "bus.event_log", retention_months).await? {
         let next = next_month(month);
         client
             .batch_execute(&format!(
@@ -100,13 +131,15 @@ pub async fn archive_expired(db: &Db, retention_months: u32) -> Result<Vec<Strin
 
 /// Drops the archive's partitions past `retention_months`; none when it is 0 (kept for
 /// good).
-pub async fn drop_archived(db: &Db, retention_months: u32) -> Result<Vec<String>, InfraError> {
+async fn drop_archived(
+    client: &Connection,
+    retention_months: u32,
+) -> Result<Vec<String>, InfraError> {
     if retention_months == 0 {
         return Ok(Vec::new());
     }
-    let client = db.session().await?;
     let mut dropped = Vec::new();
-    for (name, _) in expired(&client, "bus.event_archive", retention_months).await? {
+    for (name, _) in expired(client, "bus.event_archive", retention_months).await? {
         client
             .batch_execute(&format!(
                 "ALTER TABLE bus.event_archive DETACH PARTITION bus.{name};
@@ -118,18 +151,23 @@ pub async fn drop_archived(db: &Db, retention_months: u32) -> Result<Vec<String>
     Ok(dropped)
 }
 
-/// Creates upcoming partitions, archives the log's expired ones and drops the archive's.
+/// Creates upcoming partitions, archives the log's expired ones and drops the archive's, on
+/// one session holding the partitions lock.
 pub async fn maintain(
     db: &Db,
     months_ahead: u32,
     retention_months: u32,
     archive_retention_months: u32,
 ) -> Result<Maintained, InfraError> {
-    Ok(Maintained {
-        created: ensure(db, months_ahead).await?,
-        archived: archive_expired(db, retention_months).await?,
-        dropped: drop_archived(db, archive_retention_months).await?,
+    let session = db.session().await?;
+    locked(&session, async {
+        Ok(Maintained {
+            created: ensure_on(&session, months_ahead).await?,
+            archived: archive_expired(&session, retention_months).await?,
+            dropped: drop_archived(&session, archive_retention_months).await?,
+        })
     })
+    .await
 }
 
 fn partition_name(month: Date) -> String {
