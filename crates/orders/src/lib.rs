@@ -9,6 +9,7 @@
 mod cancel;
 mod error;
 mod http;
+mod lines;
 mod order;
 pub mod payments;
 mod place;
@@ -24,8 +25,9 @@ pub(crate) use contract::{OrderId, OrderLine, OrderStatus};
 pub(crate) use error::Error;
 pub use error::PROBLEMS;
 pub use http::{ApiDoc, routes};
+pub(crate) use lines::LineRequest;
 pub(crate) use order::{HistoryEntry, Order};
-pub(crate) use place::{LineRequest, PlaceOrder, Placed};
+pub(crate) use place::{PlaceOrder, Placed};
 pub(crate) use query::OrderPage;
 pub use saga::{OrderMode, Saga, SagaConfig};
 pub use sweep::{SweepConfig, sweep};

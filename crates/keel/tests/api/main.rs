@@ -31,3 +31,4 @@ mod saga;
 mod saga_faults;
 mod shutdown;
 mod slow_clients;
+mod worker_signals;

@@ -5,6 +5,7 @@ mod client;
 mod listen;
 mod lsn;
 mod migrate;
+mod pool;
 mod replicas;
 
 pub use budget::{Budget, OverBudget};
@@ -23,10 +24,8 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
-
 use client::Describer;
+use pool::{Pooled, SESSIONS, acquire, pool};
 use replicas::Replicas;
 
 use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
@@ -369,106 +368,6 @@ pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -
     let result = query.await;
     QUERY_SECONDS.record(statement, started.elapsed());
     result
-}
-
-/// Connections in the session pool (migrations, advisory locks, `COPY`) beside a
-/// transaction-mode pooler.
-const SESSIONS: usize = 2;
-
-/// A pool and how its connections run statements.
-#[derive(Debug)]
-struct Pooled {
-    pool: Pool,
-    describer: Option<Arc<Describer>>,
-    statement_timeout_ms: u128,
-}
-
-impl Pooled {
-    fn new(pool: Pool, describer: Option<Arc<Describer>>, config: &DbConfig) -> Self {
-        Self {
-            pool,
-            describer,
-            statement_timeout_ms: config.statement_timeout.as_millis(),
-        }
-    }
-
-    async fn acquire(&self, name: &'static str) -> Result<Connection, InfraError> {
-        acquire(
-            &self.pool,
-            name,
-            self.describer.clone(),
-            self.statement_timeout_ms,
-        )
-        .await
-    }
-}
-
-/// Takes a connection, recording the wait in `keel_db_pool_acquire_seconds{pool}`: a wait
-/// that grows under load is the sign of an exhausted pool.
-async fn acquire(
-    pool: &Pool,
-    name: &'static str,
-    describer: Option<Arc<Describer>>,
-    statement_timeout_ms: u128,
-) -> Result<Connection, InfraError> {
-    let started = std::time::Instant::now();
-    static ACQUIRE_SECONDS: HistogramFamily =
-        HistogramFamily::new("keel_db_pool_acquire_seconds", "pool");
-    let got = pool.get().await;
-    ACQUIRE_SECONDS.record(name, started.elapsed());
-    Ok(Connection {
-        inner: got?,
-        describer,
-        statement_timeout_ms,
-    })
-}
-
-/// A pool on `url`; `pooled` when it goes through a transaction-mode pooler, which takes no
-/// startup `options` (the statement timeout is then set per transaction).
-fn pool(
-    url: &str,
-    setting: &'static str,
-    size: usize,
-    config: &DbConfig,
-    pooled: bool,
-) -> Result<Pool, DbConfigError> {
-    let mut pg: tokio_postgres::Config =
-        url.parse()
-            .map_err(|e: tokio_postgres::Error| DbConfigError {
-                setting,
-                reason: e.to_string(),
-            })?;
-    if pg.get_dbname().is_none() {
-        return Err(DbConfigError {
-            setting,
-            reason: "it names no database".into(),
-        });
-    }
-    pg.application_name("keel");
-    if !pooled {
-        pg.options(format!(
-            "-c statement_timeout={}",
-            config.statement_timeout.as_millis()
-        ));
-    }
-    pg.connect_timeout(config.acquire_timeout);
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size)
-        .wait_timeout(Some(config.acquire_timeout))
-        .create_timeout(Some(config.acquire_timeout))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| DbConfigError {
-            setting,
-            reason: e.to_string(),
-        })
 }
 
 #[cfg(test)]
