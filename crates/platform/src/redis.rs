@@ -30,7 +30,6 @@ struct Shared {
     timeout: Duration,
 }
 
-#[derive(Clone)]
 struct Current {
     client: redis::Client,
     conn: ConnectionManager,
@@ -91,11 +90,13 @@ impl Redis {
         Ok(redis)
     }
 
-    fn current(&self) -> Current {
+    /// Reads the current master's handles: only what the caller takes is cloned (a
+    /// `redis::Client` clone copies its connection info, a `ConnectionManager` clone does not).
+    fn with_current<T>(&self, read: impl FnOnce(&Current) -> T) -> T {
         // A writer that panicked left a whole `Current` behind: still usable.
         match self.inner.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(current) => read(&current),
+            Err(poisoned) => read(&poisoned.into_inner()),
         }
     }
 
@@ -113,12 +114,12 @@ impl Redis {
 
     /// A connection to run commands on; clones share one multiplexed connection.
     pub fn conn(&self) -> ConnectionManager {
-        self.current().conn
+        self.with_current(|current| current.conn.clone())
     }
 
     /// A dedicated connection for subscriptions (pub/sub cannot share the multiplexed one).
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, InfraError> {
-        let client = self.current().client;
+        let client = self.with_current(|current| current.client.clone());
         let connect = client.get_async_pubsub();
         match tokio::time::timeout(self.inner.timeout.max(Duration::from_millis(100)), connect)
             .await
