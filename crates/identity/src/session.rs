@@ -8,14 +8,21 @@
 //! reads see that write wherever they are served — read-your-writes across replicas,
 //! instances and browser tabs. It carries the user's display name too, so that an order
 //! records its customer's name without asking the accounts module.
+//!
+//! While Redis cannot answer (a failover, a restart), a session this instance checked within
+//! the outage grace is still honoured ([`Recent`]): signed-in users ride out the seconds a
+//! Sentinel takes to promote a replica. Nothing else is decided without Redis.
 
-use std::{sync::LazyLock, time::Duration};
+use std::{
+    sync::{Arc, LazyLock},
+    time::{Duration, Instant},
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use contract::UserId;
-use platform::{InfraError, db::Lsn, redis::Redis};
+use platform::{InfraError, breaker::Breaker, db::Lsn, redis::Redis};
 use redis::AsyncCommands;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::Role;
 
@@ -24,6 +31,11 @@ pub struct SessionConfig {
     /// How long a session lives without use; each use extends it.
     #[arg(long, env = "KEEL_SESSION_TTL", default_value = "24h", value_parser = platform::config::parse_duration)]
     pub session_ttl: Duration,
+    /// While Redis is unreachable, how long after this instance last checked a session it is
+    /// still honoured (0 turns this off). A session revoked elsewhere just before the outage
+    /// opens for at most this long, on the instances that had checked it.
+    #[arg(long, env = "KEEL_SESSION_OUTAGE_GRACE", default_value = "60s", value_parser = platform::config::parse_duration)]
+    pub session_outage_grace: Duration,
 }
 
 /// The session store.
@@ -31,6 +43,42 @@ pub struct SessionConfig {
 pub struct Sessions {
     redis: Redis,
     ttl: Duration,
+    recent: Arc<Recent>,
+}
+
+/// The sessions this instance found in Redis lately, by the SHA-256 of their token, with when:
+/// the answer while Redis is away. A breaker stops asking Redis after a few failures in a
+/// row, so that during an outage a request does not wait for Redis's timeout first.
+#[derive(Debug)]
+struct Recent {
+    map: quick_cache::sync::Cache<TokenDigest, (Session, Instant)>,
+    grace: Duration,
+    breaker: Breaker,
+}
+
+/// Sessions one instance remembers for an outage: beyond it, the least used are forgotten.
+const RECENT_SESSIONS: usize = 100_000;
+
+impl Recent {
+    /// Remembers `session` as checked now. Most requests find it checked lately; refreshing
+    /// only past a tenth of the grace keeps writes off the hot path.
+    fn checked(&self, digest: TokenDigest, session: &Session) {
+        let fresh = self
+            .map
+            .get(&digest)
+            .is_some_and(|(known, at)| known == *session && at.elapsed() < self.grace / 10);
+        if !fresh {
+            self.map.insert(digest, (session.clone(), Instant::now()));
+        }
+    }
+
+    /// The session, if it was checked within the grace.
+    fn during_outage(&self, digest: &TokenDigest) -> Option<Session> {
+        self.map
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < self.grace)
+            .map(|(session, _)| session)
+    }
 }
 
 /// Who a valid session belongs to.
@@ -67,6 +115,11 @@ impl Sessions {
         Self {
             redis,
             ttl: config.session_ttl,
+            recent: Arc::new(Recent {
+                map: quick_cache::sync::Cache::new(RECENT_SESSIONS),
+                grace: config.session_outage_grace,
+                breaker: Breaker::new("redis_sessions", 3, Duration::from_secs(1)),
+            }),
         }
     }
 
@@ -75,7 +128,10 @@ impl Sessions {
     }
 
     fn key(&self, token: &str) -> String {
-        let digest = Sha256::digest(token.as_bytes());
+        self.key_of(&digest(token))
+    }
+
+    fn key_of(&self, digest: &TokenDigest) -> String {
         self.redis.key(format_args!("session:{digest:x}"))
     }
 
@@ -102,13 +158,47 @@ impl Sessions {
         if token.len() != 43 {
             return Ok(None);
         }
-        let mut conn = self.redis.conn();
-        let value: Option<String> = Redis::timed(
-            "session_find",
-            conn.get_ex(self.key(token), redis::Expiry::EX(self.ttl.as_secs())),
-        )
-        .await?;
-        Ok(value.as_deref().and_then(parse_value))
+        let digest = digest(token);
+        let found = match self.recent.breaker.allow() {
+            true => {
+                let mut conn = self.redis.conn();
+                let found: Result<Option<String>, InfraError> = Redis::timed(
+                    "session_find",
+                    conn.get_ex(self.key_of(&digest), redis::Expiry::EX(self.ttl.as_secs())),
+                )
+                .await
+                .map_err(InfraError::from);
+                match &found {
+                    Err(InfraError::Unavailable { .. }) => self.recent.breaker.record_failure(),
+                    _ => self.recent.breaker.record_success(),
+                }
+                found
+            }
+            false => Err(InfraError::unavailable(
+                "redis",
+                "the sessions' circuit is open",
+            )),
+        };
+        match found {
+            Ok(value) => {
+                let session = value.as_deref().and_then(parse_value);
+                match &session {
+                    Some(session) => self.recent.checked(digest, session),
+                    None => {
+                        self.recent.map.remove(&digest);
+                    }
+                }
+                Ok(session)
+            }
+            Err(e @ InfraError::Unavailable { .. }) => match self.recent.during_outage(&digest) {
+                Some(session) => {
+                    metrics::counter!("keel_sessions_outage_served_total").increment(1);
+                    Ok(Some(session))
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Remembers that the session `token` opens made a write at `written_at` (a no-op for an
@@ -123,10 +213,19 @@ impl Sessions {
 
     /// Ends the session `token` opens.
     pub async fn revoke(&self, token: &str) -> Result<(), InfraError> {
+        let digest = digest(token);
+        self.recent.map.remove(&digest);
         let mut conn = self.redis.conn();
-        let _: () = Redis::timed("session_revoke", conn.del(self.key(token))).await?;
+        let _: () = Redis::timed("session_revoke", conn.del(self.key_of(&digest))).await?;
         Ok(())
     }
+}
+
+/// A token as the store knows it.
+type TokenDigest = sha2::digest::Output<Sha256>;
+
+fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes())
 }
 
 /// 32 bytes from the operating system's CSPRNG: a token's entropy.
@@ -185,6 +284,31 @@ mod tests {
         assert_eq!(parse_value("42 root"), None);
     }
 
+    #[test]
+    fn an_outage_is_ridden_out_only_within_the_grace() {
+        let recent = |grace| Recent {
+            map: quick_cache::sync::Cache::new(10),
+            grace,
+            breaker: Breaker::new("test", 3, Duration::from_secs(1)),
+        };
+        let session = parse_value("42 customer").unwrap();
+        let (known, unknown) = (digest("known"), digest("unknown"));
+
+        let within = recent(Duration::from_secs(60));
+        within.checked(known, &session);
+        assert_eq!(within.during_outage(&known), Some(session.clone()));
+        assert_eq!(within.during_outage(&unknown), None);
+
+        let past = recent(Duration::from_millis(20));
+        past.checked(known, &session);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(past.during_outage(&known), None, "checked too long ago");
+
+        let off = recent(Duration::ZERO);
+        off.checked(known, &session);
+        assert_eq!(off.during_outage(&known), None, "a grace of 0 turns it off");
+    }
+
     // A runtime, because the Redis handle spawns its (lazy) connection manager on one.
     #[tokio::test]
     async fn a_token_is_stored_under_its_sha256_in_hex() {
@@ -200,6 +324,7 @@ mod tests {
             redis,
             &SessionConfig {
                 session_ttl: Duration::from_secs(1),
+                session_outage_grace: Duration::from_secs(60),
             },
         );
         assert_eq!(

@@ -180,6 +180,7 @@ mod tests {
             redis.clone(),
             &identity::SessionConfig {
                 session_ttl: std::time::Duration::from_secs(1),
+                session_outage_grace: std::time::Duration::from_secs(60),
             },
         );
         let config = RateLimitConfig {

@@ -19,17 +19,7 @@ pub struct KeelProcess {
 
 impl KeelProcess {
     pub async fn start(products: u32, env: &[(&str, &str)]) -> Self {
-        let database_url = create_database().await;
-        let keel = env!("CARGO_BIN_EXE_keel");
-        let seeded = tokio::process::Command::new(keel)
-            .args(["seed", "--products", &products.to_string(), "--users", "20"])
-            .env("KEEL_DATABASE_URL", &database_url)
-            .env("KEEL_LOG", "warn")
-            .status()
-            .await
-            .unwrap();
-        assert!(seeded.success());
-        Self::start_on(database_url, env).await
+        Self::start_on(seeded_database(products).await, env).await
     }
 
     /// A `keel serve` process on an existing database (another instance of the same
@@ -72,6 +62,37 @@ impl KeelProcess {
             logs,
         }
     }
+}
+
+/// A new database, migrated and seeded by `keel seed` with `products` and 20 users.
+pub async fn seeded_database(products: u32) -> String {
+    let database_url = create_database().await;
+    let seeded = tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["seed", "--products", &products.to_string(), "--users", "20"])
+        .env("KEEL_DATABASE_URL", &database_url)
+        .env("KEEL_LOG", "warn")
+        .status()
+        .await
+        .unwrap();
+    assert!(seeded.success());
+    database_url
+}
+
+/// A `keel worker` process that the test can signal, with `env` over quick test defaults
+/// (short leases and acknowledgement waits, metrics on a free port).
+pub fn keel_worker(env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("worker")
+        .env("KEEL_BUS_ACK_WAIT", "2s")
+        .env("KEEL_SAGA_LEASE", "2s")
+        .env("KEEL_WORKER_LISTEN", "127.0.0.1:0")
+        .env("KEEL_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the keel binary runs")
 }
 
 /// A seeded customer's session token.

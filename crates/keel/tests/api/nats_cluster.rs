@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The events stream's leader, once the cluster has elected one.
-async fn leader(bus: &Bus) -> Option<String> {
+pub(crate) async fn leader(bus: &Bus) -> Option<String> {
     let stream = bus.events_stream().await.ok()?;
     stream.get_info().await.ok()?.cluster?.leader
 }

@@ -1,7 +1,7 @@
 //! Redis with a replica and three Sentinels, as the HA topology runs it: the master is
 //! SIGKILLed, the Sentinels promote the replica, and Keel follows the new master without a
-//! restart — a session made before the failover still logs its user in, and new ones are
-//! written to the new master.
+//! restart — a session made before the failover still logs its user in, one checked lately
+//! is honoured during it, and new ones are written to the new master.
 
 use std::{
     path::Path,
@@ -15,9 +15,97 @@ use tokio::process::{Child, Command};
 use crate::helpers::*;
 
 /// One `redis-server` (master or replica) or `redis-sentinel` of the test's own.
-struct Node {
-    port: u16,
-    child: Child,
+pub(crate) struct Node {
+    pub(crate) port: u16,
+    pub(crate) child: Child,
+}
+
+/// A master, its replica and three Sentinels watching them under the name `keel`, each
+/// with its own files in a directory of the test's own.
+pub(crate) struct RedisHa {
+    pub(crate) master: Node,
+    pub(crate) replica: Node,
+    pub(crate) sentinels: Vec<Node>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisHa {
+    pub(crate) async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("keel-sentinel-{}", uuid::Uuid::new_v4()));
+        for node in ["master", "replica"] {
+            std::fs::create_dir_all(dir.join(node)).unwrap();
+        }
+        let (master_at, replica_at) = (free_port(), free_port());
+        let master = redis(master_at, &dir.join("master"), &[]).await;
+        let replica_of = [
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master_at.to_string(),
+        ];
+        let replica = redis(replica_at, &dir.join("replica"), &replica_of).await;
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(sentinel(free_port(), master_at, &dir).await);
+        }
+        Self {
+            master,
+            replica,
+            sentinels,
+            dir,
+        }
+    }
+
+    /// The Sentinels' URLs, as `KEEL_REDIS_SENTINELS` takes them.
+    pub(crate) fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// Waits until the replica holds everything the master has, as a write a second old
+    /// would be (replication is asynchronous).
+    pub(crate) async fn replicated(&self) {
+        let mut on_master = redis::Client::open(format!("redis://127.0.0.1:{}", self.master.port))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        eventually(
+            "the replica to have what the master has",
+            Duration::from_secs(10),
+            async || {
+                let acknowledged: Result<i64, _> = redis::cmd("WAIT")
+                    .arg(1)
+                    .arg(100)
+                    .query_async(&mut on_master)
+                    .await;
+                acknowledged.is_ok_and(|replicas| replicas == 1)
+            },
+        )
+        .await;
+    }
+
+    /// SIGKILLs the master.
+    pub(crate) async fn kill_master(&mut self) {
+        self.master.child.kill().await.unwrap();
+    }
+
+    /// Waits for the Sentinels to promote the replica.
+    pub(crate) async fn promoted(&self) {
+        eventually(
+            "the Sentinels to promote the replica",
+            Duration::from_secs(30),
+            async || master_port(self.sentinels[0].port).await == Some(self.replica.port),
+        )
+        .await;
+    }
+}
+
+impl Drop for RedisHa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 async fn redis(port: u16, dir: &Path, extra: &[String]) -> Node {
@@ -82,61 +170,28 @@ async fn master_port(port: u16) -> Option<u16> {
 #[tokio::test]
 async fn a_redis_failover_is_followed_and_sessions_survive_it() {
     let _busy = MACHINE.read().await;
-    let dir = std::env::temp_dir().join(format!("keel-sentinel-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for node in ["master", "replica"] {
-        std::fs::create_dir_all(dir.join(node)).unwrap();
-    }
-    let (master_at, replica_at) = (free_port(), free_port());
-    let mut master = redis(master_at, &dir.join("master"), &[]).await;
-    let replica_of = [
-        "--replicaof".to_owned(),
-        "127.0.0.1".to_owned(),
-        master_at.to_string(),
-    ];
-    let replica = redis(replica_at, &dir.join("replica"), &replica_of).await;
-    let mut sentinels = Vec::new();
-    for _ in 0..3 {
-        sentinels.push(sentinel(free_port(), master_at, &dir).await);
-    }
-
+    let mut redis = RedisHa::start().await;
     let mut config = test_config(create_database().await);
-    config.redis.url = format!("redis://127.0.0.1:{master_at}");
-    config.redis.sentinels = sentinels
-        .iter()
-        .map(|s| format!("redis://127.0.0.1:{}", s.port))
-        .collect();
+    config.redis.url = format!("redis://127.0.0.1:{}", redis.master.port);
+    config.redis.sentinels = redis.sentinel_urls();
     let app = spawn_app_with(config).await;
     let token = app.customer().await;
-    // Replication is asynchronous: the test waits until the replica has the session, as a
-    // session a second old would have.
-    let mut on_master = redis::Client::open(format!("redis://127.0.0.1:{master_at}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    eventually(
-        "the replica to have what the master has",
-        Duration::from_secs(10),
-        async || {
-            let acknowledged: Result<i64, _> = redis::cmd("WAIT")
-                .arg(1)
-                .arg(100)
-                .query_async(&mut on_master)
-                .await;
-            acknowledged.is_ok_and(|replicas| replicas == 1)
-        },
-    )
-    .await;
+    let checked = app.customer().await;
+    assert_eq!(
+        app.get("/accounts/me", Some(&checked)).await.status(),
+        StatusCode::OK
+    );
+    redis.replicated().await;
 
-    master.child.kill().await.unwrap();
+    redis.kill_master().await;
     let killed = Instant::now();
-    eventually(
-        "the Sentinels to promote the replica",
-        Duration::from_secs(30),
-        async || master_port(sentinels[0].port).await == Some(replica.port),
-    )
-    .await;
+    // While no master answers, a session this instance checked lately is still honoured.
+    assert_eq!(
+        app.get("/accounts/me", Some(&checked)).await.status(),
+        StatusCode::OK,
+        "a checked session is honoured during the failover"
+    );
+    redis.promoted().await;
     let promoted = killed.elapsed();
     // The session made before the failover works against the new master.
     eventually(
@@ -155,6 +210,4 @@ async fn a_redis_failover_is_followed_and_sessions_survive_it() {
     eprintln!(
         "redis master killed: replica promoted after {promoted:?}, the old session served after {served:?}"
     );
-    drop((replica, sentinels));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,7 +29,7 @@ struct Seen {
 }
 
 /// Sends SIGTERM and waits for the process to leave on its own.
-async fn stop(keel: &mut KeelProcess) -> Duration {
+pub(crate) async fn stop(keel: &mut KeelProcess) -> Duration {
     let pid = keel.child.id().unwrap().to_string();
     let sent = Instant::now();
     let signalled = std::process::Command::new("kill")
@@ -43,6 +43,30 @@ async fn stop(keel: &mut KeelProcess) -> Duration {
         .unwrap();
     assert!(exited.success(), "{exited:?}");
     sent.elapsed()
+}
+
+/// Waits until nginx sends requests to `keel` again: it retries an instance it found down
+/// after `fail_timeout` (5 s).
+pub(crate) async fn back_in_rotation(nginx: &Nginx, keel: &KeelProcess) {
+    let http = reqwest::Client::new();
+    let back = instance(
+        &http
+            .get(format!("{}/livez", keel.base))
+            .send()
+            .await
+            .unwrap(),
+    );
+    eventually(
+        "nginx to send to the restarted instance",
+        Duration::from_secs(15),
+        async || instance(&http.get(nginx.url("/livez")).send().await.unwrap()) == back,
+    )
+    .await;
+}
+
+/// The port an instance listens on, for its replacement.
+pub(crate) fn port(keel: &KeelProcess) -> u16 {
+    keel.base.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -136,14 +160,6 @@ async fn restarting_instances_one_by_one_behind_nginx_fails_no_request() {
         }));
     }
 
-    let port = |keel: &KeelProcess| {
-        keel.base
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse::<u16>()
-            .unwrap()
-    };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut drains = Vec::new();
     for keel in [&mut first, &mut second] {
@@ -157,22 +173,8 @@ async fn restarting_instances_one_by_one_behind_nginx_fails_no_request() {
             "no orders while one instance restarted"
         );
         // As an operator's rollout does (a readiness gate), the next instance waits until
-        // this one is back in the balancer's rotation: nginx retries an instance it found
-        // down after `fail_timeout` (5 s).
-        let http = reqwest::Client::new();
-        let back = instance(
-            &http
-                .get(format!("{}/livez", keel.base))
-                .send()
-                .await
-                .unwrap(),
-        );
-        eventually(
-            "nginx to send to the restarted instance",
-            Duration::from_secs(15),
-            async || instance(&http.get(nginx.url("/livez")).send().await.unwrap()) == back,
-        )
-        .await;
+        // this one is back in the balancer's rotation.
+        back_in_rotation(&nginx, keel).await;
     }
     running.store(false, Relaxed);
     for client in clients {

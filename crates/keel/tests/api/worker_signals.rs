@@ -8,6 +8,7 @@ use orders::OrderMode;
 
 use crate::{
     helpers::*,
+    keel_process::keel_worker,
     saga::{app_with, history, provider},
 };
 
@@ -19,26 +20,19 @@ fn worker_process(
     payments: &str,
     env: &[(&str, &str)],
 ) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-        .arg("worker")
-        .env("KEEL_DATABASE_URL", &app.config.db.url)
-        .env("KEEL_DATABASE_POOLING", <&str>::from(app.config.db.pooling))
-        .env("KEEL_DATABASE_DIRECT_URL", app.database_url())
-        .env("KEEL_REDIS_URL", &app.config.redis.url)
-        .env("KEEL_REDIS_PREFIX", &app.config.redis.key_prefix)
-        .env("KEEL_NATS_URL", nats_url)
-        .env("KEEL_NATS_PREFIX", prefix)
-        .env("KEEL_BUS_ACK_WAIT", "2s")
-        .env("KEEL_SAGA_LEASE", "2s")
-        .env("KEEL_PAYMENTS_URL", payments)
-        .env("KEEL_WORKER_LISTEN", "127.0.0.1:0")
-        .env("KEEL_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the keel binary runs")
+    let pooling = <&str>::from(app.config.db.pooling);
+    let mut all = vec![
+        ("KEEL_DATABASE_URL", app.config.db.url.as_str()),
+        ("KEEL_DATABASE_POOLING", pooling),
+        ("KEEL_DATABASE_DIRECT_URL", app.database_url()),
+        ("KEEL_REDIS_URL", &app.config.redis.url),
+        ("KEEL_REDIS_PREFIX", &app.config.redis.key_prefix),
+        ("KEEL_NATS_URL", nats_url),
+        ("KEEL_NATS_PREFIX", prefix),
+        ("KEEL_PAYMENTS_URL", payments),
+    ];
+    all.extend_from_slice(env);
+    keel_worker(&all)
 }
 
 /// A provider that answers after `latency`, an app in async mode, a product with 1000 units

@@ -161,7 +161,8 @@ impl Db {
 
     /// Runs `read` on a healthy replica that has replayed `token` (any healthy one without a
     /// token), else on the primary. A replica that fails under it (down, connection lost) is
-    /// taken out and the read runs again on the primary: reads are safe to repeat.
+    /// taken out and the read runs again on the primary: reads are safe to repeat. So does a
+    /// read whose connection to the primary is lost under it, once.
     ///
     /// `read` gets the connection by value (shared, so this can still tell afterwards whether
     /// it died): a closure over a borrowed connection would need higher-ranked lifetimes,
@@ -173,7 +174,8 @@ impl Db {
         E: From<InfraError>,
     {
         if let Some(replica) = self.inner.replicas.pick(token) {
-            match acquire(&replica.pool, "replica", None, 0).await {
+            // A replica that cannot be reached is skipped at once: the primary can serve.
+            match acquire(&replica.pool, "replica", None, 0, Duration::ZERO).await {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
                     let result = read(connection.clone()).await;
@@ -188,7 +190,22 @@ impl Db {
             }
         }
         metrics::counter!("keel_db_reads_total", "target" => "primary").increment(1);
-        read(Arc::new(self.read().await?)).await
+        // A connection that dies under the read (a pooler restarted, the server closed it)
+        // is left behind and the read runs again on another. A pooler's restart closes every
+        // connection at once, and the pool may hand out a second one before its closing is
+        // seen: a few tries, a few milliseconds apart so that the pool's other connections
+        // hear of their closing first.
+        let mut tries = 1;
+        loop {
+            let connection = Arc::new(self.read().await?);
+            let result = read(connection.clone()).await;
+            if result.is_ok() || tries == READ_TRIES || alive(&connection).await {
+                return result;
+            }
+            tries += 1;
+            metrics::counter!("keel_db_read_retries_total").increment(1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// [`Db::with_read`], also telling how new the state it read is: every write whose
@@ -303,6 +320,16 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Tries of a read whose connections die under it.
+const READ_TRIES: usize = 3;
+
+/// Whether a connection whose statement just failed still works. A server or pooler that
+/// shuts down sends its error before it closes the socket, so `is_closed` alone can still
+/// say no: an empty statement asks (a round trip, on the error path only).
+async fn alive(connection: &Connection) -> bool {
+    !connection.is_closed() && connection.batch_execute("").await.is_ok()
 }
 
 /// The primary's WAL position after a commit on `client`: a consistency token a read can

@@ -1,13 +1,13 @@
 //! The pools: how one is built from a URL, and how a connection is taken from it (timed,
 //! and wrapped with the way its statements run).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 use super::{Connection, DbConfigError, client::Describer};
-use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
+use crate::{InfraError, backoff::Backoff, config::DbConfig, metrics::HistogramFamily};
 
 /// Connections in the session pool (migrations, advisory locks, `COPY`) beside a
 /// transaction-mode pooler.
@@ -19,6 +19,8 @@ pub(super) struct Pooled {
     pub(super) pool: Pool,
     describer: Option<Arc<Describer>>,
     statement_timeout_ms: u128,
+    /// How long a connection that cannot be opened is tried again (the acquire timeout).
+    patience: Duration,
 }
 
 impl Pooled {
@@ -27,6 +29,7 @@ impl Pooled {
             pool,
             describer,
             statement_timeout_ms: config.statement_timeout.as_millis(),
+            patience: config.acquire_timeout,
         }
     }
 
@@ -36,6 +39,7 @@ impl Pooled {
             name,
             self.describer.clone(),
             self.statement_timeout_ms,
+            self.patience,
         )
         .await
     }
@@ -43,16 +47,34 @@ impl Pooled {
 
 /// Takes a connection, recording the wait in `keel_db_pool_acquire_seconds{pool}`: a wait
 /// that grows under load is the sign of an exhausted pool.
+///
+/// A connection the server (or the pooler in front of it) refuses to open is tried again
+/// for up to `patience`: a restarting PgBouncer or a primary coming back is then a pause in
+/// the requests, not errors. Nothing was sent yet, so writes may wait too.
 pub(super) async fn acquire(
     pool: &Pool,
     name: &'static str,
     describer: Option<Arc<Describer>>,
     statement_timeout_ms: u128,
+    patience: Duration,
 ) -> Result<Connection, InfraError> {
     let started = std::time::Instant::now();
     static ACQUIRE_SECONDS: HistogramFamily =
         HistogramFamily::new("keel_db_pool_acquire_seconds", "pool");
-    let got = pool.get().await;
+    let mut backoff = Backoff::new(Duration::from_millis(25), Duration::from_millis(400));
+    let got = loop {
+        match pool.get().await {
+            Err(PoolError::Backend(e)) if e.code().is_none() => {
+                let delay = backoff.next_delay();
+                if started.elapsed() + delay > patience {
+                    break Err(PoolError::Backend(e));
+                }
+                metrics::counter!("keel_db_connect_retries_total", "pool" => name).increment(1);
+                tokio::time::sleep(delay).await;
+            }
+            got => break got,
+        }
+    };
     ACQUIRE_SECONDS.record(name, started.elapsed());
     Ok(Connection {
         inner: got?,

@@ -87,6 +87,7 @@ pub fn test_config(database_url: String) -> Config {
         },
         sessions: identity::SessionConfig {
             session_ttl: Duration::from_secs(3600),
+            session_outage_grace: Duration::from_secs(60),
         },
         cache: platform::config::defaults().expect("the declared defaults"),
         // Generous, so that only the rate-limit tests meet the limits.
