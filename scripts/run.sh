@@ -8,7 +8,8 @@
 #   KEEL_REPLICAS=N (default 0) adds N streaming read replicas of the local PostgreSQL on ports
 #   5433.. (data in KEEL_REPLICA_DIR, default /var/lib/keel; delete it to make them anew).
 #   KEEL_INSTANCES=N (default 1) runs N API instances on the ports after KEEL_LISTEN's, with
-#   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them.
+#   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them (NGINX_BALANCE:
+#   least-conn, round-robin, ip-hash or weighted with NGINX_WEIGHTS, e.g. 3,1).
 #   KEEL_PGBOUNCER=1 puts PgBouncer in transaction mode (deploy/pgbouncer/) on :6432 between
 #   every Keel process and the primary; migrations, seeding and LISTEN go to the primary.
 #   KEEL_TOPOLOGY=ha runs the high-availability topology on this machine: PgBouncer, the

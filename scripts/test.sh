@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs and starts PostgreSQL and Redis if missing, then `cargo test`,
 # the API suite a second time through PgBouncer in transaction mode, then the API contract
-# check (scripts/contract.sh: schemathesis against a running Keel).
+# check (scripts/contract.sh: schemathesis against a running Keel) and the deploy path's
+# (scripts/validate-deploy.sh).
 # Each integration test creates its own database and Redis key prefix, so they run in
 # parallel; databases left by earlier runs are dropped first. Arguments go to `cargo test`;
 # with any, the contract check is skipped (a filtered run is not the whole suite).
@@ -42,5 +43,7 @@ rm -f "$log"
 if [ "$#" -eq 0 ]; then
     log "API contract (schemathesis)"
     KEEL_BIN=target/debug/keel scripts/contract.sh || status=$?
+    log "deploy path (Kubernetes overlays, compose, alert rules)"
+    scripts/validate-deploy.sh || status=$?
 fi
 exit "$status"

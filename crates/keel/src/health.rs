@@ -5,9 +5,10 @@
 //! - `/readyz` says whether to send this instance traffic: not from the moment it was told
 //!   to stop (it drains what it has), not while PostgreSQL is unreachable (no order, no
 //!   uncached read could be served). Redis away leaves it ready but degraded — cached reads
-//!   come from L1 and PostgreSQL, limits from each instance, and sessions cannot be read —
-//!   said in the body and in `keel_degraded`: pulling every instance for it would turn a
-//!   degraded service into none.
+//!   come from L1 and PostgreSQL, limits from each instance, sessions only those checked
+//!   lately — said in the body and in `keel_degraded`: pulling every instance for it would
+//!   turn a degraded service into none.
+//! - `keel probe URL` asks either from inside an image that has no curl.
 
 use std::time::Duration;
 
@@ -80,4 +81,12 @@ async fn ready(State(deps): State<Dependencies>) -> Response {
         "checks": { "postgres": check(postgres), "redis": check(redis) },
     }))
     .into_response()
+}
+
+/// `keel probe`: asks `url` and succeeds on a 2xx answer within `timeout`.
+pub async fn probe(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    let status = client.get(url).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
 }

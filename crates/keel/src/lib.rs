@@ -8,7 +8,7 @@ mod config;
 mod consistency;
 pub mod dead_letters;
 mod features;
-mod health;
+pub mod health;
 mod limits;
 mod openapi;
 pub mod seed;

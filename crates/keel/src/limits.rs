@@ -34,7 +34,7 @@ struct LimitsParts {
     login: Policy,
     write: Policy,
     read: Policy,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Whose budget a request spends.
@@ -86,8 +86,8 @@ impl Limits {
     /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
     fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?;
-        let trusted = &self.0.trusted_proxies;
-        if !trusted.contains(&peer) {
+        let trusted = |ip: &IpAddr| self.0.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
             return Some(peer);
         }
         let forwarded = headers
@@ -101,7 +101,7 @@ impl Limits {
             forwarded
                 .into_iter()
                 .rev()
-                .find(|ip| !trusted.contains(ip))
+                .find(|ip| !trusted(ip))
                 .unwrap_or(peer),
         )
     }
@@ -184,7 +184,10 @@ mod tests {
             },
         );
         let config = RateLimitConfig {
-            trusted_proxies: trusted.iter().map(|ip| ip.parse().unwrap()).collect(),
+            trusted_proxies: trusted
+                .iter()
+                .map(|ip| platform::ratelimit::parse_proxy(ip).unwrap())
+                .collect(),
             ..platform::config::defaults().unwrap()
         };
         Limits::new(RateLimiter::new(redis), sessions, &config)
@@ -211,6 +214,22 @@ mod tests {
         let ip = limits.client_ip(peer, &forwarded("6.6.6.6, 198.51.100.7, 10.0.0.2"));
         assert_eq!(ip, "198.51.100.7".parse().ok());
         assert_eq!(limits.client_ip(peer, &HeaderMap::new()), peer);
+    }
+
+    #[tokio::test]
+    async fn a_trusted_range_covers_every_proxy_in_it() {
+        // A cluster's ingress pods come and go within the pod network's range.
+        let limits = limits(&["10.0.0.0/8"]);
+        let peer = "10.42.7.3".parse().ok();
+        let ip = limits.client_ip(peer, &forwarded("198.51.100.7, 10.42.1.9"));
+        assert_eq!(ip, "198.51.100.7".parse().ok());
+        let outside = "11.0.0.1".parse().ok();
+        assert_eq!(
+            limits.client_ip(outside, &forwarded("198.51.100.7")),
+            outside
+        );
+        assert!(platform::ratelimit::parse_proxy("10.0.0.0/33").is_err());
+        assert!(platform::ratelimit::parse_proxy("proxy").is_err());
     }
 
     #[tokio::test]

@@ -67,6 +67,15 @@ enum Command {
     /// The dead-letter stream: messages whose handling kept failing.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Ask a health endpoint; exit 0 if it answers 2xx, 1 otherwise. For health checks in
+    /// images without a shell or curl: `keel probe http://127.0.0.1:8080/readyz`.
+    Probe {
+        /// The URL to ask.
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "2s", value_parser = platform::config::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Give an existing account the admin role (it takes effect at its next login).
     Promote {
         /// The account's email.
@@ -119,6 +128,10 @@ enum BenchCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Probe { url, timeout } = &cli.command {
+        // No logging set up: a health check's output is its exit status.
+        return keel::health::probe(url, *timeout).await;
+    }
     let _telemetry = platform::telemetry::init(match cli.command {
         Command::Serve(_) => "keel-api",
         Command::Worker(_) => "keel-worker",
@@ -214,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(count = letters.len(), ?action, "dead letters");
             Ok(())
         }
+        Command::Probe { .. } => Ok(()),
         Command::Promote { email, db } => {
             let email = accounts::Email::parse(&email).map_err(|e| anyhow::anyhow!("email {e}"))?;
             let db = Db::connect(&db)?;

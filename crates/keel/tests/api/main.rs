@@ -8,6 +8,7 @@ mod accounts;
 mod cache;
 mod catalog;
 mod config;
+mod deploy;
 mod diagnose;
 mod events;
 mod features;

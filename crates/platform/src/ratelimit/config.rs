@@ -2,6 +2,8 @@
 
 use std::{net::IpAddr, str::FromStr, time::Duration};
 
+use ipnet::IpNet;
+
 use crate::config::parse_duration;
 
 /// `limit` requests per `window`, written `10/60s` or `600/1m`.
@@ -48,10 +50,20 @@ pub struct RateLimitConfig {
     #[arg(long, env = "KEEL_RATE_READ", default_value = "1200/60s")]
     pub rate_read: Quota,
 
-    /// Proxies whose `X-Forwarded-For` is believed (comma-separated IPs); from any other peer
-    /// the header is ignored, so a client cannot choose its own address.
-    #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or ranges:
+    /// `10.0.0.7`, `10.0.0.0/8` for a cluster's pod network); from any other peer the header
+    /// is ignored, so a client cannot choose its own address.
+    #[arg(long, env = "KEEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An address (a range of one) or a range in CIDR notation.
+pub fn parse_proxy(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an address nor a range like 10.0.0.0/8"))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod headers;
 mod local;
 mod redis_gcra;
 
-pub use config::{Quota, RateLimitConfig};
+pub use config::{Quota, RateLimitConfig, parse_proxy};
 
 use std::{
     fmt,
