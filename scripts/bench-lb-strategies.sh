@@ -24,24 +24,26 @@ start_second() {
 start_second
 served() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^keel_http_requests_total/ {n += $NF} END {printf "%d", n}'; }
 
-# measure STRATEGY: prints "rps p50 p99 share-of-first-instance%".
+# measure STRATEGY: sets $result to "rps p50 p99 share-of-first-instance%" (in this shell:
+# nginx must outlive the call, and its pid must be known to the next).
 measure() {
     local strategy=$1 a0 b0 a1 b1 rps p50 p99
     [ -n "$nginx_pid" ] && { kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; }
     NGINX_BALANCE=$strategy NGINX_WEIGHTS=3,1 scripts/nginx.sh "$out/nginx-$strategy" 127.0.0.1:18093 \
-        127.0.0.1:18080 127.0.0.1:18082 2>>"$out/nginx.log" &
+        127.0.0.1:18080 127.0.0.1:18082 >>"$out/nginx.log" 2>&1 &
     nginx_pid=$!
     sleep 0.5
     a0=$(served 18080) b0=$(served 18082)
     read -r rps p50 p99 _ < <(run_wrk "lb-$strategy" http://127.0.0.1:18093 scripts/bench/product.lua)
     a1=$(served 18080) b1=$(served 18082)
-    echo "$rps $p50 $p99 $(( 100 * (a1 - a0) / (a1 - a0 + b1 - b0) ))"
+    result="$rps $p50 $p99 $(( 100 * (a1 - a0) / (a1 - a0 + b1 - b0) ))"
 }
 
 declare -A row
 for strategy in round-robin least-conn ip-hash weighted; do
     log "equal instances: $strategy"
-    row[$strategy]=$(measure "$strategy")
+    measure "$strategy"
+    row[$strategy]=$result
 done
 log "the second instance slowed (nice 19 beside a busy loop)"
 kill "$second_pid"; wait "$second_pid" 2>/dev/null || true
@@ -51,7 +53,8 @@ start_second "nice -n 19"
 declare -A slow
 for strategy in round-robin least-conn; do
     log "slowed second instance: $strategy"
-    slow[$strategy]=$(measure "$strategy")
+    measure "$strategy"
+    slow[$strategy]=$result
 done
 
 cat <<MD

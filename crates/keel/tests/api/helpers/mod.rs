@@ -2,6 +2,7 @@
 
 mod order_set;
 mod setup;
+pub mod shoppers;
 
 pub use order_set::OrderSet;
 pub use setup::*;
