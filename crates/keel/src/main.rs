@@ -123,6 +123,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 263)]
         size: usize,
     },
+    /// Drive a scenario at a constant arrival rate against a running Keel (or a balancer in
+    /// front of several) and report latency per operation from each request's intended send
+    /// time: no coordinated omission.
+    Run(bench::RunArgs),
 }
 
 #[tokio::main]
@@ -178,6 +182,18 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("seeding failed")?;
             tracing::info!(products = sizes.products, users = sizes.users, "seeded");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Run(args)) => {
+            let report = bench::run_command(&args).await?;
+            // The table is the command's output: stdout, not the log.
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", bench::table(&report));
+            }
+            if report.sale.as_ref().is_some_and(|sale| sale.oversold > 0) {
+                anyhow::bail!("the sale oversold: more orders accepted than units");
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Baseline { listen, size }) => {

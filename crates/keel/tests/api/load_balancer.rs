@@ -71,7 +71,8 @@ pub(crate) fn instance(response: &Response) -> String {
 async fn nginx_spreads_requests_shares_limits_and_skips_a_stopped_instance() {
     let mut config = test_config(create_database().await);
     config.rate_limits.rate_login = "5/60s".parse().unwrap();
-    config.rate_limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    config.rate_limits.trusted_proxies =
+        vec![platform::ratelimit::parse_proxy("127.0.0.1").unwrap()];
     let mut first = spawn_app_with(config.clone()).await;
     let second = spawn_app_with(config).await;
     let nginx = Nginx::start(&[&first.address, &second.address], "20s").await;

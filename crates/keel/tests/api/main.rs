@@ -5,6 +5,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod accounts;
+mod bench_lab;
 mod cache;
 mod catalog;
 mod config;
