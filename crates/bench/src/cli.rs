@@ -1,23 +1,29 @@
-//! `keel bench run`: one scenario at one rate against a running Keel (or nginx in front of
-//! several), with a progress bar, a table at the end and the report as JSON.
+//! `keel bench run`: one scenario at one rate (or a search for the highest rate under an SLO)
+//! against a running Keel, or nginx in front of several, with a progress bar while it runs.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 
 use crate::{
     find_max::{Trial, found, next_rate},
-    run::{Client, RunConfig, RunReport, run},
-    scenarios::{Browse, FlashSale, SaleOutcome, customers},
+    report::{Report, Search, trial_of},
+    run::{Client, RunConfig, run},
+    scenarios::{Browse, Checkout, FlashSale, Mixed, Pages, customers},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScenarioName {
     /// Product pages and listings, one order in eleven arrivals.
     Browse,
+    /// Log in, read a product, order it with a key, read the order back.
+    Checkout,
+    /// Browsing with checkouts among it (`--checkout-share`).
+    Mixed,
     /// Many buyers, one product, few units: counts oversells (must be 0).
     FlashSale,
+    /// Product pages only: the shape other load generators can send, to compare with them.
+    Pages,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -44,6 +50,9 @@ pub struct RunArgs {
     /// Product ids to read (1..=N; `keel seed`'s default is 100 000).
     #[arg(long, default_value_t = 10_000)]
     pub products: u64,
+    /// mixed: the share of arrivals that are checkouts.
+    #[arg(long, default_value_t = 0.1)]
+    pub checkout_share: f64,
     /// flash-sale: the units on sale.
     #[arg(long, default_value_t = 100)]
     pub units: i64,
@@ -59,44 +68,8 @@ pub struct RunArgs {
     pub slo: f64,
 }
 
-/// The report of `keel bench run`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    #[serde(flatten)]
-    pub run: RunReport,
-    /// flash-sale: how the sale ended.
-    pub sale: Option<SaleOutcome>,
-    /// `--find-max`: every rate tried, and the highest that held.
-    pub search: Option<Search>,
-}
-
-/// What `--find-max` tried and found.
-#[derive(Debug, Clone, Serialize)]
-pub struct Search {
-    pub slo_p99_ms: f64,
-    pub trials: Vec<RunReport>,
-    pub max_rate: Option<f64>,
-}
-
-/// A run's worst p99 over its operations, and whether every request got a 2xx.
-fn trial_of(run: &RunReport) -> Trial {
-    let p99_ms = run
-        .operations
-        .values()
-        .map(|s| s.p99_ms)
-        .fold(0.0, f64::max);
-    let clean = run
-        .operations
-        .values()
-        .all(|s| s.failed == 0 && s.statuses.keys().all(|status| (200..300).contains(status)));
-    Trial {
-        rate: run.rate,
-        p99_ms,
-        clean,
-    }
-}
-
-/// Runs `keel bench run` and writes the JSON report; [`table`] renders it for a terminal.
+/// Runs `keel bench run` and writes the JSON report; [`crate::table`] renders it for a
+/// terminal.
 pub async fn run_command(args: &RunArgs) -> anyhow::Result<Report> {
     let config = RunConfig {
         rate: args.rate,
@@ -160,6 +133,48 @@ pub async fn run_command(args: &RunArgs) -> anyhow::Result<Report> {
                 search: None,
             }
         }
+        ScenarioName::Pages => Report {
+            run: run(
+                Arc::new(Pages {
+                    products: args.products,
+                }),
+                client,
+                &config,
+                &tick,
+            )
+            .await,
+            sale: None,
+            search: None,
+        },
+        ScenarioName::Checkout => {
+            let scenario = Arc::new(Checkout {
+                users: args.users,
+                products: args.products,
+            });
+            Report {
+                run: run(scenario, client, &config, &tick).await,
+                sale: None,
+                search: None,
+            }
+        }
+        ScenarioName::Mixed => {
+            let scenario = Arc::new(Mixed {
+                browse: Arc::new(Browse {
+                    products: args.products,
+                    tokens: customers(&client, args.users).await?,
+                }),
+                checkout: Checkout {
+                    users: args.users,
+                    products: args.products,
+                },
+                checkout_every: (1.0 / args.checkout_share.clamp(0.001, 1.0)).round() as u64,
+            });
+            Report {
+                run: run(scenario, client, &config, &tick).await,
+                sale: None,
+                search: None,
+            }
+        }
         ScenarioName::FlashSale => {
             let scenario =
                 Arc::new(FlashSale::prepare(&client, args.users.max(1), args.units).await?);
@@ -177,73 +192,4 @@ pub async fn run_command(args: &RunArgs) -> anyhow::Result<Report> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(report)
-}
-
-/// The report as a terminal table.
-pub fn table(report: &Report) -> String {
-    let run = &report.run;
-    let mut out = format!(
-        "{} at {}/s for {:.0} s: {} arrivals, {:.0} answered/s\n\
-         {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  statuses\n",
-        run.scenario,
-        run.rate,
-        run.duration_s,
-        run.arrivals,
-        run.achieved_rps,
-        "operation",
-        "requests",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "failed"
-    );
-    for (operation, s) in &run.operations {
-        let statuses: Vec<String> = s
-            .statuses
-            .iter()
-            .map(|(code, n)| format!("{code}: {n}"))
-            .collect();
-        out += &format!(
-            "{operation:<22} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}\n",
-            s.requests,
-            s.p50_ms,
-            s.p95_ms,
-            s.p99_ms,
-            s.p999_ms,
-            s.failed,
-            statuses.join(", ")
-        );
-    }
-    if let Some(search) = &report.search {
-        for trial in &search.trials {
-            let t = trial_of(trial);
-            out += &format!(
-                "tried {:>8.0}/s: p99 {:>8.2} ms, {}\n",
-                t.rate,
-                t.p99_ms,
-                if t.held(search.slo_p99_ms) {
-                    "held"
-                } else {
-                    "failed"
-                }
-            );
-        }
-        match search.max_rate {
-            Some(rate) => {
-                out += &format!(
-                    "max rate with p99 ≤ {} ms: {rate:.0}/s\n",
-                    search.slo_p99_ms
-                )
-            }
-            None => out += &format!("no rate held p99 ≤ {} ms\n", search.slo_p99_ms),
-        }
-    }
-    if let Some(sale) = &report.sale {
-        out += &format!(
-            "sale: {} units, {} orders accepted, {} sold out, {} left, oversold {}\n",
-            sale.units, sale.accepted, sale.sold_out, sale.stock_left, sale.oversold
-        );
-    }
-    out
 }

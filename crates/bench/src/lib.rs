@@ -6,9 +6,11 @@ mod baseline;
 mod cli;
 pub mod find_max;
 pub mod record;
+mod report;
 pub mod run;
 pub mod scenarios;
 pub mod schedule;
 
 pub use baseline::serve_baseline;
-pub use cli::{RunArgs, ScenarioName, run_command, table};
+pub use cli::{RunArgs, ScenarioName, run_command};
+pub use report::{Report, Search, table};

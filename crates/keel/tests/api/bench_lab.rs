@@ -34,6 +34,7 @@ fn args(base: &str, scenario: ScenarioName, rate: f64) -> RunArgs {
         users: 4,
         products: 50,
         units: 25,
+        checkout_share: 0.1,
         json: None,
         find_max: false,
         slo: 50.0,
@@ -75,6 +76,27 @@ async fn a_browse_run_reports_what_the_server_served() {
     // Every arrival is one request in this scenario: none lost between schedule and report.
     assert_eq!(recorded, 400);
     assert!(report.run.operations["POST /orders"].requests >= 30);
+}
+
+#[tokio::test]
+async fn a_checkout_run_logs_in_orders_and_reads_back_every_time() {
+    let _busy = MACHINE.read().await;
+    let keel = KeelProcess::start(50, &[]).await;
+    let mut arguments = args(&keel.base, ScenarioName::Checkout, 20.0);
+    arguments.users = 10;
+    let report = run_command(&arguments).await.unwrap();
+    // 40 arrivals, each four requests in order; each step runs only if the last succeeded.
+    for operation in [
+        "POST /sessions",
+        "GET /products/{id}",
+        "POST /orders",
+        "GET /orders/{id}",
+    ] {
+        let summary = &report.run.operations[operation];
+        assert_eq!(summary.requests, 40, "{operation}: {summary:?}");
+        assert_eq!(summary.failed, 0, "{operation}");
+    }
+    assert_eq!(report.run.operations["GET /orders/{id}"].statuses[&200], 40);
 }
 
 #[tokio::test]
