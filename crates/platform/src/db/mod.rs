@@ -6,6 +6,7 @@ mod listen;
 mod lsn;
 mod migrate;
 mod pool;
+mod read;
 mod replicas;
 
 pub use budget::{Budget, OverBudget};
@@ -25,7 +26,7 @@ use std::{
 };
 
 use client::Describer;
-use pool::{Pooled, SESSIONS, acquire, pool};
+use pool::{Pooled, SESSIONS, pool};
 use replicas::Replicas;
 
 use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
@@ -159,87 +160,6 @@ impl Db {
         })
     }
 
-    /// Runs `read` on a healthy replica that has replayed `token` (any healthy one without a
-    /// token), else on the primary. A replica that fails under it (down, connection lost) is
-    /// taken out and the read runs again on the primary: reads are safe to repeat. So does a
-    /// read whose connection to the primary is lost under it, once.
-    ///
-    /// `read` gets the connection by value (shared, so this can still tell afterwards whether
-    /// it died): a closure over a borrowed connection would need higher-ranked lifetimes,
-    /// which rustc cannot yet prove `Send` for inside an axum handler.
-    pub async fn with_read<T, E, F, Fut>(&self, token: Option<Lsn>, read: F) -> Result<T, E>
-    where
-        F: Fn(Arc<Connection>) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: From<InfraError>,
-    {
-        if let Some(replica) = self.inner.replicas.pick(token) {
-            // A replica that cannot be reached is skipped at once: the primary can serve.
-            match acquire(&replica.pool, "replica", None, 0, Duration::ZERO).await {
-                Ok(connection) => {
-                    let connection = Arc::new(connection);
-                    let result = read(connection.clone()).await;
-                    if result.is_ok() || !connection.is_closed() {
-                        metrics::counter!("keel_db_reads_total", "target" => "replica")
-                            .increment(1);
-                        return result;
-                    }
-                    self.inner.replicas.mark_down(replica);
-                }
-                Err(_) => self.inner.replicas.mark_down(replica),
-            }
-        }
-        metrics::counter!("keel_db_reads_total", "target" => "primary").increment(1);
-        // A connection that dies under the read (a pooler restarted, the server closed it)
-        // is left behind and the read runs again on another. A pooler's restart closes every
-        // connection at once, and the pool may hand out a second one before its closing is
-        // seen: a few tries, a few milliseconds apart so that the pool's other connections
-        // hear of their closing first.
-        let mut tries = 1;
-        loop {
-            let connection = Arc::new(self.read().await?);
-            let result = read(connection.clone()).await;
-            if result.is_ok() || tries == READ_TRIES || alive(&connection).await {
-                return result;
-            }
-            tries += 1;
-            metrics::counter!("keel_db_read_retries_total").increment(1);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// [`Db::with_read`], also telling how new the state it read is: every write whose
-    /// consistency token is at most the returned position is visible in it. A cache keeps
-    /// this with what it stores, to know whether an entry may serve a reader's token.
-    pub async fn with_read_as_of<T, E, F, Fut>(
-        &self,
-        token: Option<Lsn>,
-        read: F,
-    ) -> Result<(T, Lsn), E>
-    where
-        F: Fn(Arc<Connection>) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: From<InfraError>,
-    {
-        if !self.has_replicas() {
-            // Every read runs on the primary, which shows every write committed before the
-            // read began: the newest token heard of is a safe `as_of`, and asking the server
-            // for its position would double the round trips of every cache load.
-            let as_of = self.heard(token);
-            let value = self.with_read(token, read).await?;
-            return Ok((value, as_of));
-        }
-        let read = &read;
-        self.with_read(token, |connection: Arc<Connection>| async move {
-            // Read before the query, so the query's snapshot is at least this new. Wherever
-            // it runs, it also has `token` (that is how the server was chosen).
-            let as_of = visible_position(&connection).await?;
-            let as_of = token.map_or(as_of, |token| as_of.max(token));
-            Ok((read(connection).await?, as_of))
-        })
-        .await
-    }
-
     /// The primary's WAL position now: the consistency token of every write committed so far
     /// (see [`wal_position`]).
     pub async fn consistency_token(&self) -> Result<Lsn, InfraError> {
@@ -322,16 +242,6 @@ impl Db {
     }
 }
 
-/// Tries of a read whose connections die under it.
-const READ_TRIES: usize = 3;
-
-/// Whether a connection whose statement just failed still works. A server or pooler that
-/// shuts down sends its error before it closes the socket, so `is_closed` alone can still
-/// say no: an empty statement asks (a round trip, on the error path only).
-async fn alive(connection: &Connection) -> bool {
-    !connection.is_closed() && connection.batch_execute("").await.is_ok()
-}
-
 /// The primary's WAL position after a commit on `client`: a consistency token a read can
 /// carry to see that write (a replica that has replayed it, or the primary, serves it).
 ///
@@ -345,30 +255,6 @@ pub async fn wal_position(client: &Connection) -> Result<Lsn, InfraError> {
     row.get::<_, &str>(0)
         .parse()
         .map_err(InfraError::unexpected)
-}
-
-/// A position every write with a token up to it is visible at, for a query run next on
-/// `client`. A replica has applied everything up to its replay position. On the primary a
-/// commit's WAL is inserted a moment before the commit becomes visible, so the insert
-/// position is only safe for tokens *below* it: hence one less.
-async fn visible_position(client: &Connection) -> Result<Lsn, InfraError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text
-                         ELSE pg_current_wal_insert_lsn()::text END, pg_is_in_recovery()",
-        )
-        .await?;
-    let row = timed("visible_position", client.query_one(&statement, &[])).await?;
-    let position: Lsn = row
-        .get::<_, Option<&str>>(0)
-        .unwrap_or("0/0")
-        .parse()
-        .map_err(InfraError::unexpected)?;
-    Ok(if row.get::<_, bool>(1) {
-        position
-    } else {
-        Lsn(position.0.saturating_sub(1))
-    })
 }
 
 /// `host:port` of a replica URL, for logs and metric labels (never its password).
