@@ -3,7 +3,9 @@
 //! (constant arrival rate, latency from each request's intended send time, HdrHistogram).
 
 mod baseline;
+pub mod chart;
 mod cli;
+pub mod compare;
 pub mod find_max;
 pub mod record;
 mod report;
@@ -12,5 +14,5 @@ pub mod scenarios;
 pub mod schedule;
 
 pub use baseline::serve_baseline;
-pub use cli::{RunArgs, ScenarioName, run_command};
+pub use cli::{RunArgs, ScenarioName, Workload, run_command};
 pub use report::{Report, Search, table};

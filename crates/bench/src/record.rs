@@ -56,6 +56,11 @@ impl Record {
         self.latency_of(latency);
     }
 
+    /// A duration with no answer to it (how late an arrival was handed over).
+    pub fn observe(&mut self, duration: Duration) {
+        self.latency_of(duration);
+    }
+
     fn latency_of(&mut self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(MAX_MICROS)

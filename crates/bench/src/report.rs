@@ -24,24 +24,6 @@ pub struct Search {
     pub max_rate: Option<f64>,
 }
 
-/// A run's worst p99 over its operations, and whether every request got a 2xx.
-pub(crate) fn trial_of(run: &RunReport) -> Trial {
-    let p99_ms = run
-        .operations
-        .values()
-        .map(|s| s.p99_ms)
-        .fold(0.0, f64::max);
-    let clean = run
-        .operations
-        .values()
-        .all(|s| s.failed == 0 && s.statuses.keys().all(|status| (200..300).contains(status)));
-    Trial {
-        rate: run.rate,
-        p99_ms,
-        clean,
-    }
-}
-
 /// The report as a terminal table.
 pub fn table(report: &Report) -> String {
     let run = &report.run;
@@ -78,9 +60,13 @@ pub fn table(report: &Report) -> String {
             statuses.join(", ")
         );
     }
+    out += &format!(
+        "arrivals sent late by the generator: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        run.sent_late.p50_ms, run.sent_late.p99_ms, run.sent_late.max_ms
+    );
     if let Some(search) = &report.search {
         for trial in &search.trials {
-            let t = trial_of(trial);
+            let t = Trial::of(trial);
             out += &format!(
                 "tried {:>8.0}/s: p99 {:>8.2} ms, {}\n",
                 t.rate,

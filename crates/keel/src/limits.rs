@@ -60,8 +60,9 @@ impl Limits {
             limiter,
             sessions,
             login: Policy::new(RateClass::Login.name(), config.rate_login),
-            write: Policy::new(RateClass::Write.name(), config.rate_write),
-            read: Policy::new(RateClass::Read.name(), config.rate_read),
+            write: Policy::new(RateClass::Write.name(), config.rate_write)
+                .batched(config.rate_batch),
+            read: Policy::new(RateClass::Read.name(), config.rate_read).batched(config.rate_batch),
             trusted_proxies: config.trusted_proxies.clone(),
         }))
     }

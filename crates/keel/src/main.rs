@@ -127,6 +127,10 @@ enum BenchCommand {
     /// front of several) and report latency per operation from each request's intended send
     /// time: no coordinated omission.
     Run(bench::RunArgs),
+    /// Start seed 004's three architectures in turn (synchronous monolith, async
+    /// event-driven, CQRS + read replicas + cache) as Keel instances of this binary, find
+    /// each one's highest browse rate under the SLO, and print them beside the seed's figures.
+    Compare(bench::compare::CompareArgs),
 }
 
 #[tokio::main]
@@ -193,6 +197,14 @@ async fn main() -> anyhow::Result<()> {
             }
             if report.sale.as_ref().is_some_and(|sale| sale.oversold > 0) {
                 anyhow::bail!("the sale oversold: more orders accepted than units");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Compare(args)) => {
+            let comparison = bench::compare::compare(&args).await?;
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", bench::compare::table(&comparison));
             }
             Ok(())
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bench::{RunArgs, ScenarioName, run_command};
+use bench::{RunArgs, ScenarioName, Workload, run_command};
 
 use crate::{helpers::*, keel_process::KeelProcess};
 
@@ -27,17 +27,20 @@ fn args(base: &str, scenario: ScenarioName, rate: f64) -> RunArgs {
     RunArgs {
         url: base.to_owned(),
         scenario,
-        rate,
-        duration: Duration::from_secs(2),
-        concurrency: 32,
-        timeout: Duration::from_secs(10),
-        users: 4,
-        products: 50,
+        workload: Workload {
+            rate,
+            duration: Duration::from_secs(2),
+            concurrency: 32,
+            timeout: Duration::from_secs(10),
+            users: 4,
+            products: 50,
+            slo: 50.0,
+            max_rate: f64::INFINITY,
+            checkout_share: 0.1,
+        },
         units: 25,
-        checkout_share: 0.1,
         json: None,
         find_max: false,
-        slo: 50.0,
     }
 }
 
@@ -55,9 +58,10 @@ async fn a_browse_run_reports_what_the_server_served() {
     for (_, method, route) in OPERATIONS {
         before.push(served(&keel.base, method, route).await);
     }
-    let report = run_command(&args(&keel.base, ScenarioName::Browse, 200.0))
-        .await
-        .unwrap();
+    let json = std::env::temp_dir().join(format!("keel-bench-{}.json", free_port()));
+    let mut arguments = args(&keel.base, ScenarioName::Browse, 200.0);
+    arguments.json = Some(json.clone());
+    let report = run_command(&arguments).await.unwrap();
     assert_eq!(report.run.arrivals, 400);
     let mut recorded = 0;
     for ((operation, method, route), before) in OPERATIONS.into_iter().zip(before) {
@@ -76,6 +80,100 @@ async fn a_browse_run_reports_what_the_server_served() {
     // Every arrival is one request in this scenario: none lost between schedule and report.
     assert_eq!(recorded, 400);
     assert!(report.run.operations["POST /orders"].requests >= 30);
+    // The timeline (the chart's data) holds the same requests, each in the second it was
+    // due: 2 s at 200/s.
+    let by_second: Vec<u64> = report.run.seconds.iter().map(|s| s.requests).collect();
+    assert_eq!(by_second.iter().sum::<u64>(), 400, "{by_second:?}");
+    assert_eq!(by_second.len(), 2, "{by_second:?}");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(written["arrivals"], 400);
+    let chart = std::fs::read_to_string(json.with_extension("svg")).unwrap();
+    assert!(
+        chart.contains("<polyline") && chart.contains("p99.9"),
+        "{chart}"
+    );
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(json.with_extension("svg"));
+}
+
+/// `keel bench compare` starts each profile with its own settings: the monolith answers an
+/// order with the saga's outcome (201, charged), the event-driven profiles with 202 (the
+/// worker charges it later), and every profile's search stops at the ceiling it was given.
+#[tokio::test]
+async fn compare_starts_each_profile_and_measures_it() {
+    let _busy = MACHINE.write().await;
+    let database_url = crate::keel_process::seeded_database(50).await;
+    let json = std::env::temp_dir().join(format!("keel-compare-{}.json", free_port()));
+    let port = free_port();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "bench",
+            "compare",
+            "--rate",
+            "10",
+            "--max-rate",
+            "20",
+            "--duration",
+            "1s",
+        ])
+        .args([
+            "--slo",
+            "5000",
+            "--users",
+            "4",
+            "--products",
+            "50",
+            "--port",
+        ])
+        .arg(port.to_string())
+        .arg("--json")
+        .arg(&json)
+        .env("KEEL_DATABASE_URL", &database_url)
+        .env("KEEL_NATS_PREFIX", nats_prefix())
+        .env("KEEL_LOG", "error")
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let comparison: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let profiles = comparison["profiles"].as_array().unwrap();
+    let names: Vec<&str> = profiles
+        .iter()
+        .map(|p| p["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["monolith", "async", "cqrs"]);
+    for profile in profiles {
+        let name = &profile["profile"];
+        let rates: Vec<f64> = profile["search"]["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["rate"].as_f64().unwrap())
+            .collect();
+        assert_eq!(rates, [10.0, 20.0], "{name}");
+        assert_eq!(profile["search"]["max_rate"], 20.0, "{name}");
+        let orders = &profile["best"]["operations"]["POST /orders"]["statuses"];
+        let expected = if name == "monolith" { "201" } else { "202" };
+        assert!(
+            orders[expected].as_u64().unwrap_or(0) > 0,
+            "{name}: POST /orders answered {orders}"
+        );
+    }
+    assert!(
+        table.contains("synchronous monolith") && table.contains("2500"),
+        "{table}"
+    );
+    let chart = std::fs::read_to_string(json.with_extension("svg")).unwrap();
+    assert!(chart.contains("async event-driven"), "{chart}");
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(json.with_extension("svg"));
 }
 
 #[tokio::test]
@@ -83,7 +181,7 @@ async fn a_checkout_run_logs_in_orders_and_reads_back_every_time() {
     let _busy = MACHINE.read().await;
     let keel = KeelProcess::start(50, &[]).await;
     let mut arguments = args(&keel.base, ScenarioName::Checkout, 20.0);
-    arguments.users = 10;
+    arguments.workload.users = 10;
     let report = run_command(&arguments).await.unwrap();
     // 40 arrivals, each four requests in order; each step runs only if the last succeeded.
     for operation in [

@@ -50,6 +50,12 @@ pub struct RateLimitConfig {
     #[arg(long, env = "KEEL_RATE_READ", default_value = "1200/60s")]
     pub rate_read: Quota,
 
+    /// The most cells of a write or read quota one instance draws from Redis at once and
+    /// spends locally (at most a tenth of the quota; logins are always decided one by one).
+    /// 1 asks Redis for every request: exact across instances, one round trip each.
+    #[arg(long, env = "KEEL_RATE_BATCH", default_value_t = 64)]
+    pub rate_batch: u32,
+
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or ranges:
     /// `10.0.0.7`, `10.0.0.0/8` for a cluster's pod network); from any other peer the header
     /// is ignored, so a client cannot choose its own address.

@@ -6,9 +6,13 @@
 //! burst gets through, as there is with fixed windows. When Redis is unreachable the limiter
 //! falls back to an in-process GCRA (governor) with the same quotas, per instance: the
 //! service neither fails open nor closed, and says so in a log line and a counter.
+//!
+//! A policy may spend cells drawn from Redis in batches ([`lease`]): fewer round trips for
+//! busy keys, for a bounded, documented inexactness across instances.
 
 mod config;
 mod headers;
+pub mod lease;
 mod local;
 mod redis_gcra;
 
@@ -35,9 +39,16 @@ use crate::{breaker::Breaker, redis::Redis};
 pub struct Policy {
     name: &'static str,
     quota: Quota,
+    /// The most cells one draw from Redis takes (1: every request asks Redis).
+    batch: u32,
     header: HeaderValue,
     /// `keel_ratelimit_decisions_total{policy, decision, backend}`, by [`Policy::counter`].
     decisions: [Counter; 4],
+    /// `keel_ratelimit_redis_draws_total{policy}`: round trips to Redis (with batches, fewer
+    /// than the decisions it counted).
+    draws: Counter,
+    /// The same, for this policy alone (the metric is the process's).
+    draws_made: AtomicU64,
 }
 
 impl Policy {
@@ -50,6 +61,7 @@ impl Policy {
         Self {
             name,
             quota,
+            batch: 1,
             header: headers::policy_header(name, quota),
             decisions: [
                 counter("allowed", "redis"),
@@ -57,11 +69,25 @@ impl Policy {
                 counter("allowed", "local"),
                 counter("limited", "local"),
             ],
+            draws: metrics::counter!("keel_ratelimit_redis_draws_total", "policy" => name),
+            draws_made: AtomicU64::new(0),
         }
+    }
+
+    /// Lets the instance spend cells drawn from Redis in batches of up to a tenth of the
+    /// quota and at most `max` ([`lease`]); a quota under 20 stays exact.
+    pub fn batched(mut self, max: u32) -> Self {
+        self.batch = (self.quota.limit / 10).clamp(1, max.max(1));
+        self
     }
 
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Round trips to Redis this policy's decisions have made.
+    pub fn draws(&self) -> u64 {
+        self.draws_made.load(Relaxed)
     }
 
     pub fn quota(&self) -> Quota {
@@ -97,6 +123,7 @@ struct Inner {
     redis: Redis,
     breaker: Breaker,
     local: local::LocalLimits,
+    leases: lease::Leases,
     degraded: AtomicBool,
     stats: RateLimitStats,
 }
@@ -130,6 +157,7 @@ impl RateLimiter {
                 redis,
                 breaker: Breaker::new("redis_rate_limiter", 3, Duration::from_secs(1)),
                 local: local::LocalLimits::default(),
+                leases: lease::Leases::default(),
                 degraded: AtomicBool::new(false),
                 stats: RateLimitStats::default(),
             }),
@@ -148,7 +176,14 @@ impl RateLimiter {
             .redis
             .key(format_args!("rate:{}:{subject}", policy.name));
         let shared = if inner.breaker.allow() {
-            match redis_gcra::check(&inner.redis, policy, &key).await {
+            let shared = if policy.batch > 1 {
+                inner.leases.check(&inner.redis, policy, &key).await
+            } else {
+                redis_gcra::draw(&inner.redis, policy, &key, 1)
+                    .await
+                    .map(|draw| draw.decision)
+            };
+            match shared {
                 Ok(decision) => {
                     inner.breaker.record_success();
                     if inner.degraded.load(Relaxed) && inner.degraded.swap(false, Relaxed) {
