@@ -96,6 +96,8 @@ read -r limited_rps limited_p50w limited_p99w limited_err < <(run_wrk get-limite
 limited_backends=$(curl -s http://127.0.0.1:18080/metrics | awk -F'[{},]' '/^keel_ratelimit_decisions_total/ {
     for (i = 2; i < NF; i++) if ($i ~ /^backend=/) { b = $i; gsub(/backend=|"/, "", b) }
     split($0, v, " "); n[b] += v[2] } END { for (b in n) printf "%s%s %d", (k++ ? ", " : ""), b, n[b] }')
+# Decisions are drawn from Redis in batches (KEEL_RATE_BATCH): how many round trips they took.
+limited_draws=$(curl -s http://127.0.0.1:18080/metrics | awk '/^keel_ratelimit_redis_draws_total/ { n += $NF } END { print n + 0 }')
 
 log "invalidation across two instances"
 start_keel KEEL_CACHE=layered
@@ -146,7 +148,7 @@ Run: \`scripts/bench.sh\` (DURATION=$duration s per measurement, $conns connecti
 Throughput against the bare handler: cache off $(( 100 * p_rps / b_rps ))%, L2 only $(( 100 * redis_rps / b_rps ))%, L1 hits $(( 100 * layered_rps / b_rps ))%, L1 hits + rate limiting $(( 100 * limited_rps / b_rps ))%.
 Who answered the measured requests (from Keel's cache counters): layered run $layered_layers; L2-only run $redis_layers.
 Sharing one core (both servers on core 0 at once, a wrk each on core 1), L1 hits against the bare handler: **CPU per request, bare over Keel, median $shared_cpu%** (rounds: $shared_cpu_all; CPU ticks bare/Keel: $shared_ticks); throughput median $shared_k against $shared_b req/s, ratio $shared_r% (rounds: $shared_all).
-Rate-limit decisions in the rate-limited row (including its warm-up): $limited_backends.
+Rate-limit decisions in the rate-limited row (including its warm-up): $limited_backends, in $limited_draws round trips to Redis.
 Cache off against pgbench SELECT: $(( 100 * p_rps / s_tps ))%. POST /orders against pgbench order: $(( 100 * o_rps / t_tps ))%.
 A price change on one instance showed on the other after p50 $inv_p50 ms, p99 $inv_p99 ms, max $inv_max ms ($inv_rounds rounds; includes the PATCH itself).
 Non-2xx during wrk: off $p_err, redis $redis_err, layered $layered_err, limited $limited_err, baseline $b_err, orders $o_err. 2xx under oha: off $p_ok, redis $redis_ok, layered $layered_ok, orders $o_ok.
