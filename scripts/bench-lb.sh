@@ -13,6 +13,9 @@ source scripts/bench/lib.sh
 bench_setup
 
 export KEEL_RATE_LIMIT_OFF=true KEEL_BENCH_PRODUCTS=9999 KEEL_CACHE=layered KEEL_TRUSTED_PROXIES=127.0.0.1
+# Four instances share the primary's connections: 4 × (12 + 8) stays inside PostgreSQL's
+# default max_connections (100, less 3 reserved) with room for the script's own.
+export KEEL_DB_WRITE_POOL=${KEEL_DB_WRITE_POOL:-12} KEEL_DB_READ_POOL=${KEEL_DB_READ_POOL:-8}
 declare -A pids=()
 trap 'kill $keel_pid ${pids[*]} 2>/dev/null || true' EXIT
 start_keel
@@ -64,7 +67,7 @@ r_retried=$(grep -c 'while connecting to upstream\|while reading response header
 
 cat <<MD
 Machine: $(machine); load generator, nginx and both instances on the same machine.
-Run: \`scripts/bench-lb.sh\` (DURATION=$duration s per measurement, $conns connections, L1 hits over product ids 1–9999, load generator as SCHED_BATCH), $(date -u +%Y-%m-%dT%H:%MZ).
+Run: \`scripts/bench-lb.sh\` (DURATION=$duration s per measurement, $conns connections, L1 hits over product ids 1–9999, pools of $KEEL_DB_WRITE_POOL write + $KEEL_DB_READ_POOL read per instance, load generator as SCHED_BATCH), $(date -u +%Y-%m-%dT%H:%MZ).
 
 | Path | cached read req/s | p50 / p99 (closed loop) | non-2xx | keyed POST /orders req/s | p50 / p99 | non-2xx |
 | --- | ---: | --- | ---: | ---: | --- | ---: |

@@ -56,6 +56,8 @@ pub fn over_time(run: &RunReport, path: &Path) -> anyhow::Result<()> {
         )?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .x_desc("seconds into the run")
         .y_desc("latency (ms, log scale)")
         .draw()?;
@@ -93,6 +95,8 @@ pub fn against_rate(
         .build_cartesian_2d(0f64..right * 1.05, (0.1f64..top * 1.5).log_scale())?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .x_desc("offered rate (arrivals/s)")
         .y_desc("p99 latency (ms, log scale)")
         .draw()?;

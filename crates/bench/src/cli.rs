@@ -139,12 +139,12 @@ pub async fn run_command(args: &RunArgs) -> anyhow::Result<Report> {
     } else {
         let scenario = build(args.scenario, workload, &client).await?;
         if args.find_max {
-            let trying = |rate: f64| {
+            let before = async |rate: f64| {
                 bar.set_length((rate * workload.duration.as_secs_f64()) as u64);
                 bar.set_message(format!("searching: {rate:.0}/s"));
             };
             let (search, best) =
-                search(scenario, &client, &config, workload.bounds(), trying, &tick).await;
+                search(scenario, &client, &config, workload.bounds(), before, &tick).await;
             Report {
                 run: best.ok_or_else(|| anyhow::anyhow!("no rate was tried"))?,
                 sale: None,

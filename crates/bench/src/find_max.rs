@@ -101,22 +101,23 @@ pub fn found(trials: &[Trial], slo_ms: f64) -> Option<f64> {
         })
 }
 
-/// Runs `scenario` at the rates the search picks, each for `config.duration`, until it converges within 5 %; `trying` is told each rate before its
-/// run, `tick` each arrival. Returns the search and the run at the rate found (the first
-/// run when none held).
+/// Runs `scenario` at the rates the search picks, each for `config.duration`, until it
+/// converges within `bounds.precision`; `before` is awaited with each rate before its run
+/// (to show it, or to let the system settle), `tick` is told each arrival. Returns the
+/// search and the run at the rate found (the first run when none held).
 pub async fn search<S: Scenario + ?Sized>(
     scenario: Arc<S>,
     client: &Client,
     config: &RunConfig,
     bounds: Bounds,
-    trying: impl Fn(f64),
+    before: impl AsyncFn(f64),
     tick: impl Fn(u64),
 ) -> (Search, Option<RunReport>) {
     let slo_ms = bounds.slo_ms;
     let mut trials: Vec<Trial> = Vec::new();
     let mut runs = Vec::new();
     while let Some(rate) = next_rate(&trials, bounds) {
-        trying(rate);
+        before(rate).await;
         let config = RunConfig {
             rate,
             ..config.clone()
@@ -136,6 +137,7 @@ pub async fn search<S: Scenario + ?Sized>(
         slo_p99_ms: slo_ms,
         trials: runs,
         max_rate,
+        at_ceiling: max_rate.is_some_and(|r| r >= bounds.ceiling),
     };
     (search, best)
 }

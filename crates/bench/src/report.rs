@@ -22,13 +22,16 @@ pub struct Search {
     pub slo_p99_ms: f64,
     pub trials: Vec<RunReport>,
     pub max_rate: Option<f64>,
+    /// The rate held at the highest the search may try (`--max-rate`): the true maximum is
+    /// at least this.
+    pub at_ceiling: bool,
 }
 
 /// The report as a terminal table.
 pub fn table(report: &Report) -> String {
     let run = &report.run;
     let mut out = format!(
-        "{} at {}/s for {:.0} s: {} arrivals, {:.0} answered/s\n\
+        "{} at {}/s for {:.0} s: {} arrivals, {:.0} requests answered/s\n\
          {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}  statuses\n",
         run.scenario,
         run.rate,
@@ -68,7 +71,7 @@ pub fn table(report: &Report) -> String {
         for trial in &search.trials {
             let t = Trial::of(trial);
             out += &format!(
-                "tried {:>8.0}/s: p99 {:>8.2} ms, {}\n",
+                "tried {:>8.1}/s: p99 {:>8.2} ms, {}\n",
                 t.rate,
                 t.p99_ms,
                 if t.held(search.slo_p99_ms) {
@@ -81,8 +84,14 @@ pub fn table(report: &Report) -> String {
         match search.max_rate {
             Some(rate) => {
                 out += &format!(
-                    "max rate with p99 ≤ {} ms: {rate:.0}/s\n",
-                    search.slo_p99_ms
+                    "max rate with p99 ≤ {} ms: {}{rate}/s{}\n",
+                    search.slo_p99_ms,
+                    if search.at_ceiling { "≥ " } else { "" },
+                    if search.at_ceiling {
+                        " (held at --max-rate, the highest tried)"
+                    } else {
+                        ""
+                    }
                 )
             }
             None => out += &format!("no rate held p99 ≤ {} ms\n", search.slo_p99_ms),

@@ -15,11 +15,9 @@
 //! key Redis refused is refused here until Redis said a cell frees up, without asking again.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, PoisonError},
     time::{Duration, Instant},
 };
-
-use tokio::sync::Mutex;
 
 use super::{Decision, Policy, redis_gcra};
 use crate::{InfraError, redis::Redis};
@@ -33,7 +31,7 @@ const KEYS: usize = 100_000;
 /// The leases of one instance, per key.
 #[derive(Debug)]
 pub(super) struct Leases {
-    by_key: quick_cache::sync::Cache<String, Arc<Mutex<Lease>>>,
+    by_key: quick_cache::sync::Cache<String, Arc<KeyLease>>,
 }
 
 impl Default for Leases {
@@ -42,6 +40,14 @@ impl Default for Leases {
             by_key: quick_cache::sync::Cache::new(KEYS),
         }
     }
+}
+
+/// One key's lease: its state behind a plain lock, never held across an await (spending a
+/// cell is a few instructions under it), and a gate that makes the key's draws one at a time.
+#[derive(Debug)]
+struct KeyLease {
+    state: std::sync::Mutex<Lease>,
+    drawing: tokio::sync::Mutex<()>,
 }
 
 /// A key's cells in hand.
@@ -76,50 +82,92 @@ impl Leases {
         let lease = self
             .by_key
             .get_or_insert_with(key, || {
-                Ok::<_, std::convert::Infallible>(Arc::new(Mutex::new(Lease {
-                    left: 0,
-                    until: Instant::now(),
-                    remaining: 0,
-                    reset_at: Instant::now(),
-                    // Doubled before the first draw: one cell.
-                    batch: 0,
-                    refused_until: Instant::now(),
-                })))
+                Ok::<_, std::convert::Infallible>(Arc::new(KeyLease::new()))
             })
             .unwrap_or_else(|never| match never {});
-        let mut lease = lease.lock().await;
+        if let Some(decision) = lease.spend(policy) {
+            return Ok(decision);
+        }
+        let _drawing = lease.drawing.lock().await;
+        // Whoever drew while this request waited may have left cells for it.
+        if let Some(decision) = lease.spend(policy) {
+            return Ok(decision);
+        }
+        let asked = Instant::now();
+        let batch = lease.next_batch(policy);
+        let draw = redis_gcra::draw(redis, policy, key, batch).await?;
+        Ok(lease.drawn(policy, draw, asked))
+    }
+}
+
+impl KeyLease {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            state: std::sync::Mutex::new(Lease {
+                left: 0,
+                until: now,
+                remaining: 0,
+                reset_at: now,
+                // Doubled before the first draw: one cell.
+                batch: 0,
+                refused_until: now,
+            }),
+            drawing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Lease> {
+        // Nothing under the lock can panic; a poisoned lock still holds a sound lease.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A cell in hand spent, or the refusal Redis gave still standing; `None` when the key
+    /// must draw.
+    fn spend(&self, policy: &Policy) -> Option<Decision> {
+        let mut lease = self.state();
         let now = Instant::now();
         if lease.left > 0 && now < lease.until {
             lease.left -= 1;
-            return Ok(lease.decision(policy, now));
+            return Some(lease.decision(policy, now));
         }
-        if now < lease.refused_until {
-            return Ok(Decision {
-                allowed: false,
-                limit: policy.quota.limit,
-                remaining: 0,
-                reset_after: lease.reset_at.saturating_duration_since(now),
-                retry_after: lease.refused_until - now,
-            });
-        }
-        // Spent before it lapsed: the key is busy, draw more; lapsed with cells left: less.
+        (now < lease.refused_until).then(|| Decision {
+            allowed: false,
+            limit: policy.quota.limit,
+            remaining: 0,
+            reset_after: lease.reset_at.saturating_duration_since(now),
+            retry_after: lease.refused_until - now,
+        })
+    }
+
+    /// The size of the next draw: double when the last batch was spent before it lapsed
+    /// (the key is busy), half when it lapsed with cells left.
+    fn next_batch(&self, policy: &Policy) -> u32 {
+        let mut lease = self.state();
         lease.batch = if lease.left == 0 {
             lease.batch.saturating_mul(2)
         } else {
             lease.batch / 2
         }
         .clamp(1, policy.batch);
-        let draw = redis_gcra::draw(redis, policy, key, lease.batch).await?;
-        lease.reset_at = now + draw.decision.reset_after;
+        lease.batch
+    }
+
+    /// Takes in what a draw asked for at `asked` brought: one cell is this request's, the
+    /// rest are in hand until [`LEASE`] after the asking (never later than Redis granted
+    /// them plus the lease).
+    fn drawn(&self, policy: &Policy, draw: redis_gcra::Draw, asked: Instant) -> Decision {
+        let mut lease = self.state();
+        lease.reset_at = asked + draw.decision.reset_after;
         if draw.taken == 0 {
             lease.left = 0;
-            lease.refused_until = now + draw.decision.retry_after;
-            return Ok(draw.decision);
+            lease.refused_until = asked + draw.decision.retry_after;
+            return draw.decision;
         }
         lease.left = draw.taken - 1;
-        lease.until = now + LEASE;
+        lease.until = asked + LEASE;
         lease.remaining = draw.decision.remaining;
-        Ok(lease.decision(policy, now))
+        lease.decision(policy, Instant::now())
     }
 }
 

@@ -6,14 +6,12 @@
 //! caller's environment (database, Redis, NATS) plus each profile's settings, on loopback
 //! ports from `--port`, and stopped with SIGTERM before the next profile starts.
 
-use std::{
-    path::PathBuf,
-    process::Stdio,
-    time::{Duration, Instant},
-};
+mod processes;
+
+use std::{path::PathBuf, time::Duration};
 
 use serde::Serialize;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::{
     chart,
@@ -22,6 +20,9 @@ use crate::{
     report::Search,
     run::{Client, RunReport},
 };
+
+/// The longest a profile's worker may take to finish an earlier trial's work.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(180);
 
 /// Seed 004's architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -152,7 +153,7 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Comparison> {
     };
     let port = args.port;
     let payments = format!("127.0.0.1:{}", port + 2);
-    let mut provider = spawn(
+    let mut provider = processes::spawn(
         Command::new(&exe)
             .args(["fake-payments", "--latency"])
             .arg(format!("{}ms", args.payment_latency.as_millis()))
@@ -164,12 +165,12 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Comparison> {
         match result {
             Ok(m) => measured.push(m),
             Err(e) => {
-                stop(&mut provider).await;
+                processes::stop(&mut provider).await;
                 return Err(e.context(format!("the {} profile", profile.name())));
             }
         }
     }
-    stop(&mut provider).await;
+    processes::stop(&mut provider).await;
     let scenario = measured
         .first()
         .map_or("none", |m: &Measured| m.best.scenario);
@@ -194,8 +195,8 @@ pub async fn compare(args: &CompareArgs) -> anyhow::Result<Comparison> {
             .collect();
         chart::against_rate(
             &format!(
-                "browse: p99 against offered rate (SLO {} ms)",
-                args.workload.slo
+                "{}: p99 against offered rate (SLO {} ms)",
+                comparison.scenario, args.workload.slo
             ),
             &lines,
             &path.with_extension("svg"),
@@ -225,7 +226,7 @@ async fn measure(
     let mut serve = Command::new(exe);
     serve.arg("serve").env("KEEL_LISTEN", &listen);
     configure(&mut serve);
-    let mut instance = spawn(&mut serve)?;
+    let mut instance = processes::spawn(&mut serve)?;
     let mut worker = if profile == Profile::Monolith {
         None
     } else {
@@ -234,16 +235,31 @@ async fn measure(
             .arg("worker")
             .env("KEEL_WORKER_LISTEN", format!("127.0.0.1:{}", args.port + 1));
         configure(&mut command);
-        Some(spawn(&mut command)?)
+        Some(processes::spawn(&mut command)?)
     };
     let outcome = async {
         let base = format!("http://{listen}");
-        ready(&base).await?;
+        processes::ready(&base).await?;
         let config = args.workload.config();
         let client = Client::new(&base, &config)?;
         let scenario = build(args.scenario, &args.workload, &client).await?;
         let bar = progress(profile.name().into());
-        let trying = |rate: f64| {
+        // With a worker, each trial starts once the last one's sagas and events are done:
+        // a backlog left by an overloaded trial would otherwise be charged to the next.
+        let metrics = worker
+            .is_some()
+            .then(|| format!("http://127.0.0.1:{}/metrics", args.port + 1));
+        let before = async |rate: f64| {
+            if let Some(metrics) = &metrics {
+                bar.set_message(format!("{}: settling before {rate:.0}/s", profile.name()));
+                if !processes::settled(metrics, SETTLE_PATIENCE).await {
+                    bar.println(format!(
+                        "{}: the worker still had a backlog after {} s; trying {rate:.0}/s anyway",
+                        profile.name(),
+                        SETTLE_PATIENCE.as_secs()
+                    ));
+                }
+            }
             bar.set_length((rate * config.duration.as_secs_f64()) as u64);
             bar.set_message(format!("{}: {rate:.0}/s", profile.name()));
         };
@@ -253,7 +269,7 @@ async fn measure(
             &client,
             &config,
             args.workload.bounds(),
-            trying,
+            before,
             tick,
         )
         .await;
@@ -267,9 +283,9 @@ async fn measure(
     }
     .await;
     if let Some(worker) = &mut worker {
-        stop(worker).await;
+        processes::stop(worker).await;
     }
-    stop(&mut instance).await;
+    processes::stop(&mut instance).await;
     outcome
 }
 
@@ -311,10 +327,11 @@ pub fn table(comparison: &Comparison) -> String {
                         .sum::<u64>()
             })
             .sum();
+        let at_least = if m.search.at_ceiling { "≥" } else { "" };
         let rate = m
             .search
             .max_rate
-            .map_or("none held".into(), |r| format!("{r:.0}"));
+            .map_or("none held".into(), |r| format!("{at_least}{r:.0}"));
         out += &format!(
             "{:<30} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>8}   {:>12.0} {:>8.0} ms\n",
             m.profile.name(),
@@ -327,6 +344,7 @@ pub fn table(comparison: &Comparison) -> String {
             m.claim.p99_ms
         );
     }
+    out += "p50, p95, p99: the slowest operation's, at the profile's highest rate that held\n";
     out
 }
 
@@ -335,42 +353,4 @@ fn worst_p99(run: &RunReport) -> f64 {
         .values()
         .map(|s| s.p99_ms)
         .fold(0.0, f64::max)
-}
-
-fn spawn(command: &mut Command) -> anyhow::Result<Child> {
-    Ok(command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?)
-}
-
-/// Waits for `base` to answer `/readyz`.
-async fn ready(base: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("{base} was not ready within 30 s")
-}
-
-/// SIGTERM, so a worker hands its sagas back and an instance drains; SIGKILL after 15 s.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    if tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
 }
