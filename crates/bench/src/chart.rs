@@ -1,9 +1,12 @@
 //! Charts to look at before reading the table, as SVG: a run's latency percentiles second by
 //! second, and, for `compare`, each profile's latency against the rate it was offered.
 
-use std::path::Path;
+use std::{ops::Range, path::Path};
 
-use plotters::prelude::*;
+use plotters::{
+    coord::{Shift, types::RangedCoordf64},
+    prelude::*,
+};
 
 use crate::{record::Summary, run::RunReport};
 
@@ -38,29 +41,16 @@ pub fn over_time(run: &RunReport, path: &Path) -> anyhow::Result<()> {
         .collect();
     let top = seconds.iter().map(|(_, s)| s.p999_ms).fold(1.0, f64::max);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{} at {}/s: latency of the requests sent each second",
-                run.scenario, run.rate
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(
-            0f64..(run.seconds.len().max(1) as f64),
-            (0.05f64..top * 1.5).log_scale(),
-        )?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y}"))
-        .x_desc("seconds into the run")
-        .y_desc("latency (ms, log scale)")
-        .draw()?;
+    let title = format!(
+        "{} at {}/s: latency of the requests sent each second",
+        run.scenario, run.rate
+    );
+    let mut chart = frame(
+        &root,
+        &title,
+        (0.0..run.seconds.len().max(1) as f64, "seconds into the run"),
+        (0.05..top * 1.5, "latency (ms, log scale)"),
+    )?;
     for ((label, read), colour) in PERCENTILES.iter().zip(COLOURS) {
         chart
             .draw_series(LineSeries::new(
@@ -86,20 +76,12 @@ pub fn against_rate(
         (f64::max(x, *rate), f64::max(y, *p99))
     });
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0f64..right * 1.05, (0.1f64..top * 1.5).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y}"))
-        .x_desc("offered rate (arrivals/s)")
-        .y_desc("p99 latency (ms, log scale)")
-        .draw()?;
+    let mut chart = frame(
+        &root,
+        title,
+        (0.0..right * 1.05, "offered rate (arrivals/s)"),
+        (0.1..top * 1.5, "p99 latency (ms, log scale)"),
+    )?;
     for ((name, points), colour) in profiles.iter().zip(COLOURS) {
         let mut points = points.clone();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -113,6 +95,31 @@ pub fn against_rate(
     legend(&mut chart)?;
     root.present()?;
     Ok(())
+}
+
+/// A white canvas with `title`, a linear x axis and a logarithmic latency axis, each with its
+/// range and description, and the grid drawn.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    (x, x_desc): (Range<f64>, &str),
+    (y, y_desc): (Range<f64>, &str),
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, LogCoord<f64>>>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x, y.log_scale())?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(chart)
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
