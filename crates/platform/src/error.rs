@@ -34,6 +34,19 @@ impl InfraError {
     }
 }
 
+/// An error that is either the domain's answer (no such product) or a failure beneath it: a
+/// read a replica failed runs again on the primary only when it is the second kind.
+pub trait AsInfra {
+    /// The infrastructure failure this is, if it is one.
+    fn as_infra(&self) -> Option<&InfraError>;
+}
+
+impl AsInfra for InfraError {
+    fn as_infra(&self) -> Option<&InfraError> {
+        Some(self)
+    }
+}
+
 impl From<tokio_postgres::Error> for InfraError {
     fn from(e: tokio_postgres::Error) -> Self {
         use tokio_postgres::error::SqlState;
@@ -80,9 +93,20 @@ impl From<::redis::RedisError> for InfraError {
 /// `From` the database's errors for an error enum with an `Infra(InfraError)` variant: pool
 /// and query errors become `Infra`, except a violated constraint named in `constraints`,
 /// which becomes the domain error given for it (`"users_email_key" => Error::EmailTaken`).
+/// And [`AsInfra`]: the `Infra` variant is the infrastructure's failure.
 #[macro_export]
 macro_rules! infra_errors {
     ($error:ty $(, constraints { $($constraint:literal => $domain:expr),* $(,)? })?) => {
+        impl $crate::AsInfra for $error {
+            #[allow(unreachable_patterns)]
+            fn as_infra(&self) -> Option<&$crate::InfraError> {
+                match self {
+                    Self::Infra(e) => Some(e),
+                    _ => None,
+                }
+            }
+        }
+
         impl From<$crate::__macro::PoolError> for $error {
             fn from(e: $crate::__macro::PoolError) -> Self {
                 Self::Infra(e.into())

@@ -14,12 +14,12 @@ use reqwest::StatusCode;
 use crate::{helpers::*, keel_process::KeelProcess};
 
 /// The value of the sample named exactly `series` (name and labels) in a scrape.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-async fn scrape(base: &str) -> String {
+pub(crate) async fn scrape(base: &str) -> String {
     let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(

@@ -1,5 +1,5 @@
 //! Read replicas against clusters of the test's own (`scripts/replica.sh`), through the API:
-//! reads go to a healthy replica, a read that carries its session's (or a header's)
+//! reads go to a healthy replica (the primary answers what it fails), a read that carries its session's (or a header's)
 //! consistency token sees that write, and a replica that dies under traffic costs no failed
 //! request.
 
@@ -10,7 +10,10 @@ use platform::db::Lsn;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, body, eventually, free_port, spawn_app_with, test_config};
+use crate::{
+    helpers::{TestApp, body, eventually, free_port, spawn_app_with, test_config},
+    metrics::{sample, scrape},
+};
 
 /// How long a replica may take to catch up, come back or be skipped.
 const REPLICA_WAIT: Duration = Duration::from_secs(15);
@@ -76,6 +79,15 @@ async fn execute(url: &str, sql: &str) {
     client.batch_execute(sql).await.unwrap();
 }
 
+/// The one text value `sql` returns.
+async fn text(url: &str, sql: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 /// The product's price in the product list as this caller sees it (an uncached read).
 async fn listed_price(app: &TestApp, id: i64, session: Option<&str>, header: Option<&str>) -> i64 {
     let mut request = app.client.get(app.url("/products?limit=100"));
@@ -135,6 +147,10 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
     let primary = Cluster::new("primary", None);
     execute(&primary.url("keel", "postgres"), "CREATE DATABASE shop").await;
     let replica = Cluster::new("replica", Some(primary.port));
+    let (shop, replica_admin) = (primary.url("keel", "shop"), replica.url("postgres", "shop"));
+    // Replay stops before the schema exists: the replica checks out healthy (in recovery,
+    // within the lag bound) yet fails every read that needs a table.
+    execute(&replica_admin, "SELECT pg_wal_replay_pause()").await;
     let mut config = test_config(primary.url("keel", "shop"));
     config.db.replica_urls = vec![replica.url("keel", "shop")];
     config.db.acquire_timeout = Duration::from_millis(500);
@@ -144,10 +160,31 @@ async fn reads_see_their_writes_while_replicas_lag_and_survive_a_dead_replica() 
     // Paused replay must not count as lag here; the lag bound has its own instance below.
     config.db.replica_max_lag = Duration::from_secs(300);
     let app = spawn_app_with(config).await;
-    let (shop, replica_admin) = (primary.url("keel", "shop"), replica.url("postgres", "shop"));
 
     let admin = app.admin().await;
     let id = app.product(&admin, 1000, 50).await;
+    // Its failures are the primary's to answer: every read succeeds.
+    let failed_on_replica = format!(
+        r#"keel_db_replica_failed_reads_total{{replica="127.0.0.1:{}"}}"#,
+        replica.port
+    );
+    eventually(
+        "reads the replica failed, served",
+        REPLICA_WAIT,
+        async || {
+            assert_eq!(listed_price(&app, id, None, None).await, 1000);
+            sample(&scrape(&app.address).await, &failed_on_replica) > Some(0.0)
+        },
+    )
+    .await;
+    execute(&replica_admin, "SELECT pg_wal_replay_resume()").await;
+    eventually("the replica catches up", REPLICA_WAIT, async || {
+        let primary_at = text(&shop, "SELECT pg_current_wal_lsn()::text").await;
+        let replayed = format!("SELECT pg_last_wal_replay_lsn() >= '{primary_at}'::pg_lsn");
+        text(&replica_admin, &format!("SELECT ({replayed})::text")).await == "true"
+    })
+    .await;
+
     // The replica is in use once an anonymous read stops seeing a write replay has not reached.
     execute(&replica_admin, "SELECT pg_wal_replay_pause()").await;
     execute(

@@ -4,13 +4,16 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use super::{Connection, Db, Lsn, pool::acquire, timed};
-use crate::InfraError;
+use crate::{AsInfra, InfraError};
 
 impl Db {
     /// Runs `read` on a healthy replica that has replayed `token` (any healthy one without a
-    /// token), else on the primary. A replica that fails under it (down, connection lost) is
-    /// taken out and the read runs again on the primary: reads are safe to repeat. So does a
-    /// read whose connection to the primary is lost under it, once.
+    /// token), else on the primary. A read a replica fails with an infrastructure error runs
+    /// again on the primary (reads are safe to repeat): a replica can be up yet unable to
+    /// answer, cancelling a query that conflicts with replay or not yet having replayed the
+    /// schema the query needs. One whose connection died is also taken out until its next
+    /// good check. A read whose connection to the primary is lost under it runs again, once.
+    /// The domain's own answers (no such order) are returned wherever they came from.
     ///
     /// `read` gets the connection by value (shared, so this can still tell afterwards whether
     /// it died): a closure over a borrowed connection would need higher-ranked lifetimes,
@@ -19,7 +22,7 @@ impl Db {
     where
         F: Fn(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: From<InfraError>,
+        E: From<InfraError> + AsInfra,
     {
         if let Some(replica) = self.inner.replicas.pick(token) {
             // A replica that cannot be reached is skipped at once: the primary can serve.
@@ -27,12 +30,25 @@ impl Db {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
                     let result = read(connection.clone()).await;
-                    if result.is_ok() || !connection.is_closed() {
+                    let failure = result.as_ref().err().and_then(AsInfra::as_infra);
+                    let Some(failure) = failure else {
                         metrics::counter!("keel_db_reads_total", "target" => "replica")
                             .increment(1);
                         return result;
+                    };
+                    tracing::debug!(
+                        replica = replica.name,
+                        error = ?failure,
+                        "a replica failed a read; it runs again on the primary"
+                    );
+                    metrics::counter!(
+                        "keel_db_replica_failed_reads_total",
+                        "replica" => replica.name.clone()
+                    )
+                    .increment(1);
+                    if connection.is_closed() {
+                        self.inner.replicas.mark_down(replica);
                     }
-                    self.inner.replicas.mark_down(replica);
                 }
                 Err(_) => self.inner.replicas.mark_down(replica),
             }
@@ -67,7 +83,7 @@ impl Db {
     where
         F: Fn(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: From<InfraError>,
+        E: From<InfraError> + AsInfra,
     {
         if !self.has_replicas() {
             // Every read runs on the primary, which shows every write committed before the
