@@ -8,7 +8,7 @@ use catalog::{Catalog, ProductCache};
 use identity::Sessions;
 use orders::{Orders, Saga, payments::PaymentClient};
 use platform::{
-    InfraError,
+    ErrorChain, InfraError,
     cache::Cache,
     db::{Db, DbConfigError, Migration, MigrationError, OverBudget},
     http::{Draining, Policy, Routes, SelectiveLayer, Serving},
@@ -275,7 +275,7 @@ async fn purge_idempotency_keys(db: Db) {
         match purged {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency keys deleted"),
-            Err(e) => tracing::warn!(error = %e, "idempotency key purge failed"),
+            Err(e) => tracing::warn!(error = %ErrorChain(&e), "idempotency key purge failed"),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use platform::{
-    InfraError,
+    ErrorChain, InfraError,
     bus::outbox,
     db::Db,
     idempotency::{self, Claim, IdempotencyKey, Lease, Pending, StoredResponse},
@@ -121,7 +121,7 @@ pub(crate) async fn place_order_once(
     }
     if let (Err(_), Some(pending)) = (&outcome, &pending) {
         if let Err(e) = pending.release(&client).await {
-            tracing::warn!(error = %e, "could not release an idempotency key; it expires on its own");
+            tracing::warn!(error = %ErrorChain(&e), "could not release an idempotency key; it expires on its own");
         }
     }
     let (id, response) = outcome?;
@@ -165,7 +165,7 @@ async fn run_inline(
             tracing::info!(order = %id, "sync saga left the order to the worker")
         }
         Err(e) => {
-            tracing::warn!(order = %id, error = %e, "sync saga stopped; the worker resumes it")
+            tracing::warn!(order = %id, error = %ErrorChain(&e), "sync saga stopped; the worker resumes it")
         }
     }
     let order = query::get_order_by_id(&db, id).await?;
@@ -175,7 +175,7 @@ async fn run_inline(
     };
     if let Some(pending) = &pending {
         if let Err(e) = pending.complete(&db.write().await?, &response).await {
-            tracing::warn!(error = %e, "could not store the final response; replays show the placed order");
+            tracing::warn!(error = %ErrorChain(&e), "could not store the final response; replays show the placed order");
         }
     }
     Ok(response)

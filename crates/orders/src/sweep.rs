@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use platform::{InfraError, db::Db};
+use platform::{ErrorChain, InfraError, db::Db};
 
 use crate::{
     OrderId,
@@ -63,7 +63,9 @@ pub async fn sweep(saga: &Saga, db: &Db, after: Duration) -> Result<usize, Infra
                 tracing::info!(order = %id, status = status.as_str(), "re-driven saga finished")
             }
             Ok(Progress::Waiting(_)) => {}
-            Err(e) => tracing::warn!(order = %id, error = %e, "re-driven saga stopped"),
+            Err(e) => {
+                tracing::warn!(order = %id, error = %ErrorChain(&e), "re-driven saga stopped")
+            }
         }
     }
     Ok(stuck.len())

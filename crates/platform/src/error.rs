@@ -34,6 +34,23 @@ impl InfraError {
     }
 }
 
+/// Displays an error with all its sources (`outer: inner: root`), for one log field: an
+/// [`InfraError`]'s own text names only the dependency, its source says what went wrong.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// An error that is either the domain's answer (no such product) or a failure beneath it: a
 /// read a replica failed runs again on the primary only when it is the second kind.
 pub trait AsInfra {
@@ -139,4 +156,35 @@ macro_rules! boundary_error {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_what_an_infra_error_only_names() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = InfraError::unavailable("postgres", io);
+        assert_eq!(e.to_string(), "postgres is unavailable");
+        assert_eq!(
+            ErrorChain(&e).to_string(),
+            "postgres is unavailable: refused"
+        );
+    }
+
+    #[test]
+    fn only_the_infra_variant_is_an_infra_failure() {
+        #[derive(Debug, thiserror::Error)]
+        enum Error {
+            #[error("no such thing")]
+            NotFound,
+            #[error(transparent)]
+            Infra(#[from] InfraError),
+        }
+        crate::infra_errors!(Error);
+        assert!(Error::NotFound.as_infra().is_none());
+        let e = Error::from(InfraError::unexpected("bug"));
+        assert!(matches!(e.as_infra(), Some(InfraError::Unexpected(_))));
+    }
 }

@@ -20,7 +20,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod telemetry;
 
-pub use error::{AsInfra, BoxError, InfraError};
+pub use error::{AsInfra, BoxError, ErrorChain, InfraError};
 
 /// What the exported macros name, so the crates using them need not depend on it all.
 #[doc(hidden)]

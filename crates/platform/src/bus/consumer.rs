@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{InfraError, backoff::Backoff};
+use crate::{ErrorChain, InfraError, backoff::Backoff};
 
 use super::Bus;
 
@@ -268,11 +268,12 @@ async fn deliver<H, F>(
         Err(HandlerError::Transient(e)) if attempt < max => {
             outcome("retry");
             let delay = redelivery_delay(attempt);
-            tracing::warn!(consumer = spec.name, id, attempt, error = %e, retry_in = ?delay, "handler failed");
+            tracing::warn!(consumer = spec.name, id, attempt, error = %ErrorChain(&e), retry_in = ?delay, "handler failed");
             AckKind::Nak(Some(delay))
         }
         Err(e) => {
-            let reason = error_chain(&e);
+            // The whole chain: the dead-letter reason is for operators, never clients.
+            let reason = ErrorChain(&e).to_string();
             tracing::error!(
                 consumer = spec.name,
                 id,
@@ -333,18 +334,6 @@ async fn dead_letter(
         .await
         .map_err(unavailable)?;
     Ok(())
-}
-
-/// The error with its sources: the dead-letter reason is for operators, not clients.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// Exponential redelivery delay for failed handlers: 1 s, 2 s, 4 s ... capped at 60 s.

@@ -12,7 +12,7 @@ use std::{future::Future, time::Duration};
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 
-use crate::{InfraError, backoff::Backoff, db::Db};
+use crate::{ErrorChain, InfraError, backoff::Backoff, db::Db};
 
 use super::Bus;
 
@@ -45,7 +45,7 @@ pub async fn run(db: Db, bus: Bus, shutdown: impl Future<Output = ()>) {
             }
             Err(e) => {
                 let wait = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?wait, "outbox relay failed");
+                tracing::warn!(error = %ErrorChain(&e), retry_in = ?wait, "outbox relay failed");
                 // A new or restarted NATS server may not have the stream yet.
                 if let Err(e) = bus.events_stream().await {
                     tracing::debug!(error = %e, "events stream not reachable");

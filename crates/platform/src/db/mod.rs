@@ -29,7 +29,7 @@ use client::Describer;
 use pool::{Pooled, SESSIONS, pool};
 use replicas::Replicas;
 
-use crate::{InfraError, config::DbConfig, metrics::HistogramFamily};
+use crate::{ErrorChain, InfraError, config::DbConfig, metrics::HistogramFamily};
 
 /// The database handle every module shares: cheap to clone.
 ///
@@ -184,7 +184,7 @@ impl Db {
             return Lsn::default();
         }
         wal_position(client).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "no WAL position for a write; loads may not wait for it");
+            tracing::warn!(error = %ErrorChain(&e), "no WAL position for a write; loads may not wait for it");
             Lsn::default()
         })
     }
