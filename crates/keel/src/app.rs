@@ -221,6 +221,11 @@ impl Application {
         })
     }
 
+    /// The database this instance serves from.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// The cache this instance serves from (its counters show what each layer served).
     pub fn cache(&self) -> &Cache {
         &self.cache
@@ -250,10 +255,13 @@ impl Application {
         let purge = tokio::spawn(purge_idempotency_keys(self.db.clone()));
         // Health and lag of the read replicas, if any are configured.
         let replicas = tokio::spawn(self.db.clone().watch_replicas(REPLICA_CHECK));
+        // What every process on the primary claims of its connections, as they come and go.
+        let budget = tokio::spawn(self.db.clone().watch_budget());
         let served =
             platform::http::serve(self.listener, self.router, self.serving, shutdown).await;
         purge.abort();
         replicas.abort();
+        budget.abort();
         self.invalidations.abort();
         served
     }

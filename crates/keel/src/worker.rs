@@ -137,12 +137,14 @@ impl Worker {
         tasks.close();
         // Periodic upkeep that holds nothing: stopped where it stands.
         let backlog = tokio::spawn(watch_backlog(db.clone()));
+        let budget = tokio::spawn(db.clone().watch_budget());
         let maintenance = tokio::spawn(maintain_daily(db, maintenance));
         tracing::info!("worker running");
         shutdown.await;
         stop.cancel();
         tasks.wait().await;
         backlog.abort();
+        budget.abort();
         maintenance.abort();
     }
 }

@@ -28,22 +28,3 @@ fn booleans_read_as_people_write_them() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("maybe"), "{stderr}");
 }
-
-#[tokio::test]
-async fn pools_larger_than_the_server_allows_refuse_to_start() {
-    let mut config = crate::helpers::test_config(crate::helpers::create_database().await);
-    // The pools open connections to PostgreSQL itself (a pooler in front would absorb them).
-    config.db.url = config.db.direct_url.clone().unwrap();
-    config.db.pooling = platform::db::Pooling::Direct;
-    config.db.write_pool = 5_000;
-    let refused = keel::Application::build(&config).await.unwrap_err();
-    let message = refused.to_string();
-    assert!(
-        matches!(refused, keel::StartError::OverBudget(_)),
-        "{message}"
-    );
-    assert!(
-        message.contains("KEEL_DB_WRITE_POOL 5000") && message.contains("max_connections"),
-        "{message}"
-    );
-}

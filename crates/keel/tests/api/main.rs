@@ -9,6 +9,7 @@ mod bench_lab;
 mod cache;
 mod catalog;
 mod config;
+mod connection_budget;
 mod deploy;
 mod diagnose;
 mod events;

@@ -3,7 +3,7 @@
 //! consistency token sees that write, and a replica that dies under traffic costs no failed
 //! request.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use platform::db::Lsn;
@@ -11,82 +11,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, body, eventually, free_port, spawn_app_with, test_config},
+    helpers::{Cluster, TestApp, body, eventually, execute, spawn_app_with, test_config, text},
     metrics::{sample, scrape},
 };
 
 /// How long a replica may take to catch up, come back or be skipped.
 const REPLICA_WAIT: Duration = Duration::from_secs(15);
-
-/// A PostgreSQL cluster made by scripts/replica.sh, stopped and removed on drop.
-struct Cluster {
-    port: u16,
-    dir: PathBuf,
-}
-
-fn script(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/replica.sh");
-    let status = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "replica.sh {args:?}");
-}
-
-impl Cluster {
-    fn new(role: &str, primary: Option<u16>) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("keel-pg-{role}-{port}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (p, d) = (port.to_string(), dir.display().to_string());
-        match primary {
-            None => script(&["primary", &p, &d]),
-            Some(primary) => script(&["replica", &primary.to_string(), &p, &d]),
-        }
-        Self { port, dir }
-    }
-
-    fn url(&self, user: &str, database: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn stop(&self) {
-        script(&["stop", &self.dir.display().to_string()]);
-    }
-
-    fn start(&self) {
-        script(&[
-            "start",
-            &self.port.to_string(),
-            &self.dir.display().to_string(),
-        ]);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn execute(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap();
-}
-
-/// The one text value `sql` returns.
-async fn text(url: &str, sql: &str) -> String {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
 
 /// The product's price in the product list as this caller sees it (an uncached read).
 async fn listed_price(app: &TestApp, id: i64, session: Option<&str>, header: Option<&str>) -> i64 {

@@ -9,7 +9,7 @@ mod pool;
 mod read;
 mod replicas;
 
-pub use budget::{Budget, OverBudget};
+pub use budget::{Budget, FLEET_CHECK, Fleet, OverBudget};
 pub use listen::Notifications;
 pub use lsn::{InvalidLsn, Lsn};
 
@@ -73,13 +73,15 @@ impl Db {
             Some(url) => (url.as_str(), "KEEL_DATABASE_DIRECT_URL"),
             None => (config.url.as_str(), "KEEL_DATABASE_URL"),
         };
-        let primary: tokio_postgres::Config =
+        let name = budget::application_name(config);
+        let mut primary: tokio_postgres::Config =
             direct_url
                 .parse()
                 .map_err(|e: tokio_postgres::Error| DbConfigError {
                     setting,
                     reason: e.to_string(),
                 })?;
+        primary.application_name(&name);
         let pooled = config.pooling == Pooling::Transaction;
         // One describer for the pools through the pooler: statement types are the server's.
         let describer = pooled.then(|| Arc::new(Describer::new(primary.clone())));
@@ -89,7 +91,7 @@ impl Db {
                 "KEEL_DATABASE_URL",
                 config.write_pool,
                 config,
-                pooled,
+                (&name, pooled),
             )?,
             describer.clone(),
             config,
@@ -101,7 +103,7 @@ impl Db {
                     "KEEL_DATABASE_READ_URL",
                     config.read_pool,
                     config,
-                    false,
+                    (&name, false),
                 )?,
                 None,
                 config,
@@ -112,7 +114,7 @@ impl Db {
                     "KEEL_DATABASE_URL",
                     config.read_pool,
                     config,
-                    pooled,
+                    (&name, pooled),
                 )?,
                 describer,
                 config,
@@ -125,7 +127,7 @@ impl Db {
                     "KEEL_DATABASE_DIRECT_URL",
                     SESSIONS,
                     config,
-                    false,
+                    (&name, false),
                 )?,
                 None,
                 config,
@@ -142,7 +144,7 @@ impl Db {
                     "KEEL_DATABASE_REPLICA_URLS",
                     config.read_pool,
                     config,
-                    false,
+                    (&name, false),
                 )?;
                 Ok((replica_name(url.trim()), pool))
             })

@@ -83,14 +83,15 @@ pub(super) async fn acquire(
     })
 }
 
-/// A pool on `url`; `pooled` when it goes through a transaction-mode pooler, which takes no
-/// startup `options` (the statement timeout is then set per transaction).
+/// A pool on `url` whose connections carry `name`; `pooled` when it goes through a
+/// transaction-mode pooler, which takes no startup `options` (the statement timeout is then
+/// set per transaction).
 pub(super) fn pool(
     url: &str,
     setting: &'static str,
     size: usize,
     config: &DbConfig,
-    pooled: bool,
+    (name, pooled): (&str, bool),
 ) -> Result<Pool, DbConfigError> {
     let mut pg: tokio_postgres::Config =
         url.parse()
@@ -104,7 +105,7 @@ pub(super) fn pool(
             reason: "it names no database".into(),
         });
     }
-    pg.application_name("keel");
+    pg.application_name(name);
     if !pooled {
         pg.options(format!(
             "-c statement_timeout={}",

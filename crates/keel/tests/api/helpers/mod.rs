@@ -1,9 +1,11 @@
 //! `spawn_app()` and the requests every test makes.
 
+mod cluster;
 mod order_set;
 mod setup;
 pub mod shoppers;
 
+pub use cluster::{Cluster, execute, text};
 pub use order_set::OrderSet;
 pub use setup::*;
 
