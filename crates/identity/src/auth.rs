@@ -59,11 +59,15 @@ where
         if session_token(&parts.headers).is_none() {
             return Err(Problem::unauthorized());
         }
-        authenticate(&Sessions::from_ref(state), &parts.headers)
+        let user = authenticate(&Sessions::from_ref(state), &parts.headers)
             .await?
             .ok_or_else(|| {
                 Problem::unauthorized().detail("the session token is unknown or has expired")
-            })
+            })?;
+        // Left for the extractors after this one (the read's consistency token): one lookup
+        // per request.
+        parts.extensions.insert(user.clone());
+        Ok(user)
     }
 }
 

@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{body, field, problem, spawn_app};
+use crate::{
+    helpers::{body, create_database, field, problem, spawn_app, spawn_app_with, test_config},
+    redis_server::RedisServer,
+};
 
 #[tokio::test]
 async fn register_login_me_logout() {
@@ -187,4 +190,51 @@ async fn bad_tokens_are_401_problems() {
         StatusCode::UNAUTHORIZED,
     )
     .await;
+}
+
+/// Session lookups (`GETEX`) the Redis at `url` has served since its last `CONFIG RESETSTAT`.
+async fn session_lookups(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_getex:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A signed-in read asks for its user and for its session's newest write: one lookup
+/// serves both, whether the rate limiter resolved the session first or the handler does.
+#[tokio::test]
+async fn a_signed_in_read_looks_its_session_up_once() {
+    let redis = RedisServer::start().await;
+    for rate_limit_off in [true, false] {
+        let mut config = test_config(create_database().await);
+        config.redis.url = redis.url();
+        config.rate_limits.rate_limit_off = rate_limit_off;
+        let app = spawn_app_with(config).await;
+        let token = app.login(&app.register().await).await;
+        session_lookups(&redis.url()).await;
+        for path in ["/orders", "/reports/my-stats"] {
+            assert_eq!(app.get(path, Some(&token)).await.status(), StatusCode::OK);
+            assert_eq!(
+                session_lookups(&redis.url()).await,
+                1,
+                "{path}, rate limits off: {rate_limit_off}"
+            );
+        }
+    }
 }
