@@ -20,7 +20,7 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use contract::UserId;
-use platform::{InfraError, breaker::Breaker, db::Lsn, redis::Redis};
+use platform::{InfraError, db::Lsn, redis::Redis};
 use redis::AsyncCommands;
 use sha2::{Digest as _, Sha256};
 
@@ -47,13 +47,13 @@ pub struct Sessions {
 }
 
 /// The sessions this instance found in Redis lately, by the SHA-256 of their token, with when:
-/// the answer while Redis is away. A breaker stops asking Redis after a few failures in a
-/// row, so that during an outage a request does not wait for Redis's timeout first.
+/// the answer while Redis is away (Redis's breaker, shared with the cache and the rate
+/// limiter, stops asking it after a few failures in a row, so that during an outage a
+/// request does not wait for Redis's timeout first).
 #[derive(Debug)]
 struct Recent {
     map: quick_cache::sync::Cache<TokenDigest, (Session, Instant)>,
     grace: Duration,
-    breaker: Breaker,
 }
 
 /// Sessions one instance remembers for an outage: beyond it, the least used are forgotten.
@@ -118,7 +118,6 @@ impl Sessions {
             recent: Arc::new(Recent {
                 map: quick_cache::sync::Cache::new(RECENT_SESSIONS),
                 grace: config.session_outage_grace,
-                breaker: Breaker::new("redis_sessions", 3, Duration::from_secs(1)),
             }),
         }
     }
@@ -159,7 +158,7 @@ impl Sessions {
             return Ok(None);
         }
         let digest = digest(token);
-        let found = match self.recent.breaker.allow() {
+        let found = match self.redis.breaker().allow() {
             true => {
                 let mut conn = self.redis.conn();
                 let found: Result<Option<String>, InfraError> = Redis::timed(
@@ -169,8 +168,8 @@ impl Sessions {
                 .await
                 .map_err(InfraError::from);
                 match &found {
-                    Err(InfraError::Unavailable { .. }) => self.recent.breaker.record_failure(),
-                    _ => self.recent.breaker.record_success(),
+                    Err(InfraError::Unavailable { .. }) => self.redis.breaker().record_failure(),
+                    _ => self.redis.breaker().record_success(),
                 }
                 found
             }
@@ -289,7 +288,6 @@ mod tests {
         let recent = |grace| Recent {
             map: quick_cache::sync::Cache::new(10),
             grace,
-            breaker: Breaker::new("test", 3, Duration::from_secs(1)),
         };
         let session = parse_value("42 customer").unwrap();
         let (known, unknown) = (digest("known"), digest("unknown"));

@@ -1,5 +1,7 @@
 //! A circuit breaker: after `threshold` consecutive failures a dependency is skipped for
-//! `cool_down`, then tried again (half-open); one success closes it, one failure reopens it.
+//! `cool_down`, then one call probes it (half-open) while the others still skip it; the
+//! probe's success closes it, its failure reopens it. A probe that never reports (its caller
+//! went away) is replaced by another after a further `cool_down`.
 //! It turns a dead or hung dependency from a timeout on every request into a fast skip.
 //! Its state is the gauge `keel_breaker_state{dependency}` (0 closed, 1 half-open, 2 open),
 //! and each opening counts in `keel_breaker_opened_total`.
@@ -34,9 +36,16 @@ pub struct Breaker {
 
 #[derive(Debug)]
 enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; another may go once `until` has passed without its answer.
+    HalfOpen {
+        until: Instant,
+    },
 }
 
 impl Breaker {
@@ -62,13 +71,17 @@ impl Breaker {
         }
         let mut state = self.lock();
         match *state {
-            Inner::Closed { .. } | Inner::HalfOpen => true,
-            Inner::Open { until } if Instant::now() >= until => {
-                *state = Inner::HalfOpen;
+            Inner::Closed { .. } => true,
+            Inner::Open { until } | Inner::HalfOpen { until } if Instant::now() >= until => {
+                *state = Inner::HalfOpen {
+                    until: Instant::now() + self.cool_down,
+                };
                 self.gauge.set(1.0);
                 true
             }
-            Inner::Open { .. } => false,
+            // Under load a dead dependency's probe would otherwise be every request that
+            // arrives before the first answer, each waiting for its timeout.
+            Inner::Open { .. } | Inner::HalfOpen { .. } => false,
         }
     }
 
@@ -92,7 +105,7 @@ impl Breaker {
         self.healthy.store(false, Ordering::Release);
         let failures = match *state {
             Inner::Closed { failures } => failures + 1,
-            Inner::HalfOpen => self.threshold,
+            Inner::HalfOpen { .. } => self.threshold,
             Inner::Open { .. } => return,
         };
         if failures >= self.threshold {
@@ -111,7 +124,7 @@ impl Breaker {
         match *self.lock() {
             Inner::Closed { .. } => BreakerState::Closed,
             Inner::Open { .. } => BreakerState::Open,
-            Inner::HalfOpen => BreakerState::HalfOpen,
+            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
         }
     }
 
@@ -139,6 +152,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(breaker.allow(), "a probe goes through after the cool-down");
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
+        assert!(!breaker.allow(), "one probe at a time");
         breaker.record_success();
         assert_eq!(breaker.state(), BreakerState::Closed);
     }
@@ -172,6 +186,21 @@ mod tests {
         assert_eq!(state(), Some(1.0), "half-open");
         breaker.record_success();
         assert_eq!(state(), Some(0.0), "closed");
+    }
+
+    #[test]
+    fn a_probe_that_never_answers_is_replaced_after_the_cool_down() {
+        let breaker = Breaker::new("test", 1, Duration::from_millis(20));
+        breaker.record_failure();
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(breaker.allow(), "the probe");
+        assert!(!breaker.allow());
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(
+            breaker.allow(),
+            "the first probe's caller went away: another"
+        );
+        assert!(!breaker.allow());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use redis::{
     sentinel::{SentinelClient, SentinelServerType},
 };
 
-use crate::{InfraError, config::RedisConfig, metrics::HistogramFamily};
+use crate::{InfraError, breaker::Breaker, config::RedisConfig, metrics::HistogramFamily};
 
 /// A handle on Redis: cheap to clone (one `Arc`; handlers clone their state on every
 /// request), every clone shares one connection.
@@ -28,6 +28,10 @@ struct Shared {
     manager_config: ConnectionManagerConfig,
     prefix: String,
     timeout: Duration,
+    /// One breaker for every user of the connection (sessions, cache, rate limits): when
+    /// Redis is gone it is gone for all of them, and a request that touches all three
+    /// should not wait for its timeout three times before each learns it on its own.
+    breaker: Breaker,
 }
 
 struct Current {
@@ -69,6 +73,7 @@ impl Redis {
                 manager_config,
                 prefix: config.key_prefix.clone(),
                 timeout: config.timeout,
+                breaker: Breaker::new("redis", 3, Duration::from_secs(1)),
             }),
         };
         let sentinels: Vec<&str> = config
@@ -110,6 +115,12 @@ impl Redis {
         // Writing to a String cannot fail.
         let _ = write!(key, "{name}");
         key
+    }
+
+    /// The circuit breaker every user of this connection asks before a round trip and tells
+    /// how it went.
+    pub fn breaker(&self) -> &Breaker {
+        &self.inner.breaker
     }
 
     /// A connection to run commands on; clones share one multiplexed connection.
@@ -183,6 +194,9 @@ async fn follow_master(shared: Weak<Shared>, mut sentinel: SentinelClient) {
                         conn,
                     };
                 }
+                // The failures were the old master's: the new one is tried at once rather
+                // than after the cool-down.
+                shared.breaker.record_success();
             }
             Err(e) => {
                 tracing::warn!(error = %e, to = %address, "cannot connect to the new redis master")

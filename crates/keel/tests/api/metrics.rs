@@ -78,7 +78,7 @@ async fn the_api_reports_red_per_route_and_its_layers() {
     );
     assert!(text.contains("keel_http_requests_in_flight"));
     assert!(sample(&text, r#"keel_redis_seconds_count{operation="cache_get"}"#) >= Some(1.0));
-    assert!(text.contains(r#"keel_breaker_state{dependency="redis_cache"}"#));
+    assert!(text.contains(r#"keel_breaker_state{dependency="redis"}"#));
     // How statements reach PostgreSQL, as configured (the suite runs once each way).
     let pooling: &str = app.config.db.pooling.into();
     assert_eq!(

@@ -41,7 +41,7 @@ impl Cache {
     /// `Some(entry)` on a hit; `None` on a miss, a fence, or Redis failing.
     pub(super) async fn l2_get(&self, key: &str) -> Option<Entry> {
         let inner = &self.inner;
-        if !inner.breaker.allow() {
+        if !inner.redis.breaker().allow() {
             inner.stats.count_l2_error();
             return None;
         }
@@ -50,11 +50,11 @@ impl Cache {
             Redis::timed("cache_get", conn.get(self.l2_key(key))).await;
         match raw {
             Ok(raw) => {
-                inner.breaker.record_success();
+                inner.redis.breaker().record_success();
                 decode(raw)
             }
             Err(e) => {
-                inner.breaker.record_failure();
+                inner.redis.breaker().record_failure();
                 inner.stats.count_l2_error();
                 tracing::debug!(error = %e, "cache read from redis failed");
                 None
@@ -64,7 +64,7 @@ impl Cache {
 
     pub(super) async fn l2_set(&self, key: &str, entry: &Entry) {
         let inner = &self.inner;
-        if !inner.breaker.allow() {
+        if !inner.redis.breaker().allow() {
             return;
         }
         let ttl = match entry.value {
@@ -78,9 +78,9 @@ impl Cache {
         let result: redis::RedisResult<i32> =
             Redis::timed("cache_set", invocation.invoke_async(&mut conn)).await;
         match result {
-            Ok(_) => inner.breaker.record_success(),
+            Ok(_) => inner.redis.breaker().record_success(),
             Err(e) => {
-                inner.breaker.record_failure();
+                inner.redis.breaker().record_failure();
                 inner.stats.count_l2_error();
                 tracing::debug!(error = %e, "cache write to redis failed");
             }
@@ -90,7 +90,7 @@ impl Cache {
     /// Fences `keys` in Redis and tells every instance to drop them from L1, in one round trip.
     pub(super) async fn l2_fence_and_publish(&self, keys: &[String], written_at: Lsn) {
         let inner = &self.inner;
-        if keys.is_empty() || !inner.breaker.allow() {
+        if keys.is_empty() || !inner.redis.breaker().allow() {
             return;
         }
         let mut pipe = redis::pipe();
@@ -111,9 +111,9 @@ impl Cache {
         let result: redis::RedisResult<()> =
             Redis::timed("cache_invalidate", pipe.query_async(&mut conn)).await;
         match result {
-            Ok(()) => inner.breaker.record_success(),
+            Ok(()) => inner.redis.breaker().record_success(),
             Err(e) => {
-                inner.breaker.record_failure();
+                inner.redis.breaker().record_failure();
                 inner.stats.count_l2_error();
                 tracing::warn!(error = %e, "cache invalidation could not reach redis; other instances' L1 expires on its own");
             }

@@ -34,7 +34,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::{InfraError, breaker::Breaker, db::Lsn, redis::Redis};
+use crate::{InfraError, db::Lsn, redis::Redis};
 
 /// A handle on the layered cache: cheap to clone, clones share everything.
 #[derive(Clone)]
@@ -54,7 +54,6 @@ struct Inner {
     config: CacheConfig,
     l1: l1::L1,
     redis: Redis,
-    breaker: Breaker,
     stats: CacheStats,
     /// Bumped by every invalidation this instance learns of. A load that saw it change was
     /// racing a write, so its result is served but not cached.
@@ -94,7 +93,6 @@ impl Cache {
         let l1 = l1::L1::new(config.l1_capacity, config.l1_ttl, config.negative_ttl);
         Self {
             inner: Arc::new(Inner {
-                breaker: Breaker::new("redis_cache", 3, Duration::from_secs(1)),
                 config,
                 l1,
                 redis,

@@ -30,7 +30,7 @@ use std::{
 use axum::http::HeaderValue;
 use metrics::Counter;
 
-use crate::{breaker::Breaker, redis::Redis};
+use crate::redis::Redis;
 
 /// A named quota: `name` appears in the response headers and the metrics. Made once per
 /// route class, with its `RateLimit-Policy` header rendered and its decision counters
@@ -121,7 +121,6 @@ pub struct RateLimiter {
 #[derive(Debug)]
 struct Inner {
     redis: Redis,
-    breaker: Breaker,
     local: local::LocalLimits,
     leases: lease::Leases,
     degraded: AtomicBool,
@@ -155,7 +154,6 @@ impl RateLimiter {
         Self {
             inner: Arc::new(Inner {
                 redis,
-                breaker: Breaker::new("redis_rate_limiter", 3, Duration::from_secs(1)),
                 local: local::LocalLimits::default(),
                 leases: lease::Leases::default(),
                 degraded: AtomicBool::new(false),
@@ -175,7 +173,7 @@ impl RateLimiter {
         let key = inner
             .redis
             .key(format_args!("rate:{}:{subject}", policy.name));
-        let shared = if inner.breaker.allow() {
+        let shared = if inner.redis.breaker().allow() {
             let shared = if policy.batch > 1 {
                 inner.leases.check(&inner.redis, policy, &key).await
             } else {
@@ -185,7 +183,7 @@ impl RateLimiter {
             };
             match shared {
                 Ok(decision) => {
-                    inner.breaker.record_success();
+                    inner.redis.breaker().record_success();
                     if inner.degraded.load(Relaxed) && inner.degraded.swap(false, Relaxed) {
                         tracing::info!("rate limiting is shared through Redis again");
                         metrics::gauge!("keel_ratelimit_degraded").set(0.0);
@@ -193,7 +191,7 @@ impl RateLimiter {
                     Some(decision)
                 }
                 Err(e) => {
-                    inner.breaker.record_failure();
+                    inner.redis.breaker().record_failure();
                     tracing::debug!(error = %e, "rate limit check in redis failed");
                     None
                 }
@@ -230,6 +228,42 @@ pub use headers::{apply_headers, too_many_requests};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A runtime, because the Redis handle spawns its (lazy) connection manager on one.
+    #[tokio::test]
+    async fn the_limiters_failures_open_the_breaker_every_user_of_redis_shares() {
+        let redis = Redis::connect(&crate::config::RedisConfig {
+            sentinels: Vec::new(),
+            master_name: "keel".into(),
+            // Nothing listens on port 1: every call is refused at once.
+            url: "redis://127.0.0.1:1".into(),
+            key_prefix: "unit:".into(),
+            timeout: Duration::from_millis(100),
+        })
+        .unwrap();
+        let limiter = RateLimiter::new(redis.clone());
+        let policy = Policy::new(
+            "unit_breaker",
+            Quota {
+                limit: 5,
+                window: Duration::from_secs(60),
+            },
+        );
+        for _ in 0..3 {
+            assert!(limiter.check(&policy, "someone").await.allowed);
+        }
+        assert_eq!(
+            limiter.stats().local_decisions(),
+            3,
+            "decided without Redis"
+        );
+        // The sessions and the cache ask this very breaker through their clones.
+        let sessions_view = redis.clone();
+        assert_eq!(
+            sessions_view.breaker().state(),
+            crate::breaker::BreakerState::Open
+        );
+    }
 
     #[test]
     fn each_decision_counts_under_its_own_labels() {
