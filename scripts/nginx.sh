@@ -29,5 +29,9 @@ done
 mkdir -p "$dir/tmp"
 sed -e "s/__LISTEN__/$listen/" -e "s/^__UPSTREAMS__\$/$upstreams/" -e "s/^__BALANCE__\$/$balance/" \
     -e "s/__UPSTREAM_IDLE__/${NGINX_UPSTREAM_IDLE:-20s}/" deploy/nginx.conf >"$dir/nginx.conf"
+nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+# NGINX_RELOAD=1 tells the nginx already running from DIR to load the configuration just
+# rendered (new instances, same address): its old workers finish what they hold.
+[ -n "${NGINX_RELOAD:-}" ] && exec "$nginx" -p "$dir" -e stderr -c "$dir/nginx.conf" -s reload
 # NGINX_TEST=1 checks the rendered configuration (`nginx -t`) instead of running it.
-exec "$(command -v nginx || echo /usr/sbin/nginx)" ${NGINX_TEST:+-t} -p "$dir" -e stderr -c "$dir/nginx.conf" -g "daemon off; ${NGINX_DIRECTIVES:-}"
+exec "$nginx" ${NGINX_TEST:+-t} -p "$dir" -e stderr -c "$dir/nginx.conf" -g "daemon off; ${NGINX_DIRECTIVES:-}"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs and starts PostgreSQL and Redis if missing, then `cargo test`,
 # the API suite a second time through PgBouncer in transaction mode, then the API contract
-# check (scripts/contract.sh: schemathesis against a running Keel) and the deploy path's
-# (scripts/validate-deploy.sh).
+# check (scripts/contract.sh: schemathesis against a running Keel), the deploy path's
+# (scripts/validate-deploy.sh), and the fleet lab's (scripts/fleet/test.sh, then
+# `scripts/fleet.sh smoke`: two simulated API hosts must serve at least 1.6× one), which
+# make network namespaces and cgroups, so they run as root (through sudo if need be).
 # Each integration test creates its own database and Redis key prefix, so they run in
 # parallel; databases left by earlier runs are dropped first. Arguments go to `cargo test`;
 # with any, the contract check is skipped (a filtered run is not the whole suite).
@@ -45,5 +47,8 @@ if [ "$#" -eq 0 ]; then
     KEEL_BIN=target/debug/keel scripts/contract.sh || status=$?
     log "deploy path (Kubernetes overlays, compose, alert rules)"
     scripts/validate-deploy.sh || status=$?
+    log "the fleet lab: its pieces, then the scale-out smoke"
+    as_root env "PATH=$PATH" scripts/fleet/test.sh || status=$?
+    as_root env "PATH=$PATH" scripts/fleet.sh smoke || status=$?
 fi
 exit "$status"

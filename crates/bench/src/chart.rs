@@ -10,9 +10,9 @@ use plotters::{
 
 use crate::{record::Summary, run::RunReport};
 
-const SIZE: (u32, u32) = (960, 540);
+pub(crate) const SIZE: (u32, u32) = (960, 540);
 /// Distinct at a glance and for the colour-blind (Okabe–Ito).
-const COLOURS: [RGBColor; 4] = [
+pub(crate) const COLOURS: [RGBColor; 4] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -122,7 +122,7 @@ fn frame<'a, 'b>(
     Ok(chart)
 }
 
-fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+pub(crate) fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> anyhow::Result<()>
 where

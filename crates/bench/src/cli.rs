@@ -10,7 +10,7 @@ use crate::{
     find_max::{Bounds, search},
     report::Report,
     run::{Client, RunConfig, Scenario, run},
-    scenarios::{Browse, Checkout, FlashSale, Mixed, Pages, customers},
+    scenarios::{Browse, Checkout, FlashSale, Mixed, Orders, Pages, customers},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +25,8 @@ pub enum ScenarioName {
     FlashSale,
     /// Product pages only: the shape other load generators can send, to compare with them.
     Pages,
+    /// Keyed orders only, from customers logged in before the run (`--users`).
+    Orders,
 }
 
 /// The workload's shape, shared by `run` and `compare`.
@@ -37,6 +39,10 @@ pub struct Workload {
     /// How long a run (or each of a search's trials) lasts.
     #[arg(long, default_value = "10s", value_parser = platform::config::parse_duration)]
     pub duration: Duration,
+    /// How long each run first sends at its rate without counting (connections opened,
+    /// caches filled); `0s` for none.
+    #[arg(long, default_value = "2s", value_parser = platform::config::parse_duration)]
+    pub warm_up: Duration,
     /// Arrivals in flight at most.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
@@ -68,6 +74,7 @@ impl Workload {
             duration: self.duration,
             concurrency: self.concurrency,
             timeout: self.timeout,
+            warm_up: self.warm_up,
         }
     }
 
@@ -129,6 +136,11 @@ pub async fn run_command(args: &RunArgs) -> anyhow::Result<Report> {
         );
         let scenario =
             Arc::new(FlashSale::prepare(&client, workload.users.max(1), args.units).await?);
+        // A warm-up would sell the units before the measured run.
+        let config = RunConfig {
+            warm_up: Duration::ZERO,
+            ..config
+        };
         let run = run(Arc::clone(&scenario), client.clone(), &config, &tick).await;
         let sale = scenario.outcome(&client, args.units).await?;
         Report {
@@ -185,6 +197,10 @@ pub(crate) async fn build(
             tokens: customers(client, users).await?,
         }),
         ScenarioName::Pages => Arc::new(Pages { products }),
+        ScenarioName::Orders => Arc::new(Orders {
+            products,
+            tokens: customers(client, users.max(1)).await?,
+        }),
         ScenarioName::Checkout => Arc::new(Checkout { users, products }),
         ScenarioName::Mixed => Arc::new(Mixed {
             browse: Arc::new(Browse {

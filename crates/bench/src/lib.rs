@@ -6,10 +6,12 @@ mod baseline;
 pub mod chart;
 mod cli;
 pub mod compare;
+pub mod delay_proxy;
 pub mod find_max;
 pub mod record;
 mod report;
 pub mod run;
+pub mod scaling;
 pub mod scenarios;
 pub mod schedule;
 

@@ -131,6 +131,12 @@ enum BenchCommand {
     /// event-driven, CQRS + read replicas + cache) as Keel instances of this binary, find
     /// each one's highest browse rate under the SLO, and print them beside the seed's figures.
     Compare(bench::compare::CompareArgs),
+    /// Draw throughput against hosts (the fleet lab's scale-out) beside N times the first
+    /// point, as SVG.
+    ScalingChart(bench::scaling::ScalingChartArgs),
+    /// Forward TCP connections with a fixed delay each way: a network round trip added
+    /// between two hosts of the fleet lab.
+    DelayProxy(bench::delay_proxy::DelayProxyArgs),
 }
 
 #[tokio::main]
@@ -207,6 +213,11 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", bench::compare::table(&comparison));
             }
             Ok(())
+        }
+        Command::Bench(BenchCommand::ScalingChart(args)) => bench::scaling::scaling_chart(&args),
+        Command::Bench(BenchCommand::DelayProxy(args)) => {
+            tracing::info!(listen = %args.listen, upstream = args.upstream, delay = ?args.delay, "delay proxy");
+            Ok(tokio::task::spawn_blocking(move || bench::delay_proxy::serve(&args)).await??)
         }
         Command::Bench(BenchCommand::Baseline { listen, size }) => {
             Ok(bench::serve_baseline(listen, size, shutdown_signal()).await?)

@@ -2,19 +2,21 @@
 //! 1..=N): `browse` (product pages and listings, one order in eleven arrivals), `checkout`
 //! (log in, read a product, order it with a key, read the order back), `mixed` (checkouts
 //! among browsing, in a share you choose) and `flash-sale` (many buyers, one product, few
-//! units: it counts oversells, which must be 0); and `pages`, product pages alone, to
-//! cross-check against other load generators.
+//! units: it counts oversells, which must be 0); `orders`, keyed orders alone; and `pages`,
+//! product pages alone, to cross-check against other load generators.
 
 mod browse;
 mod checkout;
 mod flash_sale;
 mod mixed;
+mod orders;
 mod pages;
 
 pub use browse::Browse;
 pub use checkout::Checkout;
 pub use flash_sale::{FlashSale, SaleOutcome};
 pub use mixed::Mixed;
+pub use orders::Orders;
 pub use pages::Pages;
 
 use std::time::Instant;

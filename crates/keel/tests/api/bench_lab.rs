@@ -32,6 +32,7 @@ fn args(base: &str, scenario: ScenarioName, rate: f64) -> RunArgs {
             duration: Duration::from_secs(2),
             concurrency: 32,
             timeout: Duration::from_secs(10),
+            warm_up: Duration::ZERO,
             users: 4,
             products: 50,
             slo: 50.0,
@@ -95,6 +96,27 @@ async fn a_browse_run_reports_what_the_server_served() {
     );
     let _ = std::fs::remove_file(&json);
     let _ = std::fs::remove_file(json.with_extension("svg"));
+}
+
+/// A warm-up is sent at the run's rate and reaches the server, but the report holds only
+/// the measured run: its arrivals, its requests and its timeline.
+#[tokio::test]
+async fn a_warm_up_reaches_the_server_but_not_the_report() {
+    let _busy = MACHINE.read().await;
+    let keel = KeelProcess::start(50, &[]).await;
+    let (_, method, route) = OPERATIONS[0];
+    let before = served(&keel.base, method, route).await;
+    let mut arguments = args(&keel.base, ScenarioName::Pages, 100.0);
+    arguments.workload.warm_up = Duration::from_secs(1);
+    let report = run_command(&arguments).await.unwrap();
+    let counted = served(&keel.base, method, route).await - before;
+    let pages = &report.run.operations["GET /products/{id}"];
+    assert_eq!(report.run.arrivals, 200);
+    assert_eq!(pages.requests, 200);
+    // The server saw the second of warm-up too: 100 more than the report holds.
+    assert_eq!(counted, 300);
+    let by_second: Vec<u64> = report.run.seconds.iter().map(|s| s.requests).collect();
+    assert_eq!(by_second, [100, 100]);
 }
 
 /// `keel bench compare` starts each profile with its own settings: the monolith answers an
