@@ -50,4 +50,17 @@ for section in "${sections[@]}"; do
     ) &
     wait $! || status=$?
 done
+# The charts: throughput against hosts beside N times the first point, for what was run.
+if [ -f "$charts/fleet-reads.json" ]; then
+    "$keel_bin" bench scaling-chart --title "Cached product reads through nginx, API hosts at ${FLEET_API_CPU:-0.05} core each" \
+        --x-label "API hosts" --y-label "reads/s" --output "$charts/fleet-reads.svg" "$charts/fleet-reads.json"
+fi
+if [ -f "$charts/fleet-uncached.json" ]; then
+    "$keel_bin" bench scaling-chart --title "Uncached product reads against read replicas" \
+        --x-label "read replicas" --y-label "reads/s" --output "$charts/fleet-uncached.svg" "$charts/fleet-uncached.json"
+fi
+if [ -f "$charts/fleet-orders.json" ]; then
+    "$keel_bin" bench scaling-chart --title "Orders confirmed against worker hosts (the primary at 0.5 core)" \
+        --x-label "worker hosts" --y-label "orders confirmed/s" --output "$charts/fleet-orders.svg" "$charts/fleet-orders.json"
+fi
 exit "$status"

@@ -11,7 +11,7 @@
 #   nginx (deploy/nginx.conf) on KEEL_LISTEN spreading requests over them (NGINX_BALANCE:
 #   least-conn, round-robin, ip-hash or weighted with NGINX_WEIGHTS, e.g. 3,1).
 #   KEEL_PGBOUNCER=1 puts PgBouncer in transaction mode (deploy/pgbouncer/) on :6432 between
-#   every Keel process and the primary; migrations, seeding and LISTEN go to the primary.
+#   every Keel process and the primary; migrations and seeding go to the primary.
 #   KEEL_TOPOLOGY=ha runs the high-availability topology on this machine: PgBouncer, the
 #   primary and a streaming replica (:5433), Redis master + replica + three Sentinels
 #   (:6380, :6381, :26380-26382), NATS as three JetStream nodes (:4232-4234), KEEL_INSTANCES

@@ -72,7 +72,7 @@ for db in template1 postgres keel; do
         superuser_psql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
     fi
 done
-superuser_psql -c "GRANT pg_read_all_stats TO keel" >/dev/null
+PGOPTIONS="-c client_min_messages=warning" superuser_psql -c "GRANT pg_read_all_stats TO keel" >/dev/null
 
 # Redis.
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server

@@ -140,8 +140,8 @@ fleet_tokens() {
     echo "$tokens"
 }
 
-# scale_orders: keyed orders placed as fast as two API hosts take them, with 1, 2 and 4
-# worker hosts running the sagas; what each row confirms a second, and the primary's signs.
+# scale_orders: a backlog of keyed orders placed through two API hosts, then 1, 2 and 4
+# worker hosts working through it; what each row confirms a second, and the primary's signs.
 scale_orders() {
     fleet_api_cpu=${FLEET_API_CPU:-0.25}
     local worker_cpu=${FLEET_WORKER_CPU:-0.1} primary_cpu=${FLEET_PRIMARY_CPU:-0.5}
@@ -167,20 +167,33 @@ scale_orders() {
     fleet_api_ready api1
     fleet_api_ready api2
     fleet_nginx lb api1 api2
-    local tokens
+    local tokens placed0 placed1 t0 t1 placed
     tokens=$(fleet_tokens 32)
+    # First a backlog: orders placed with no worker running, as fast as the API hosts take
+    # them (what placing alone costs the primary), so every row below measures workers that
+    # are never short of work and a primary that does nothing but their sagas.
+    read -r placed0 t0 < <(lab_psql "SELECT count(*), extract(epoch FROM clock_timestamp()) FROM orders.orders")
+    cpu_mark
+    lab_exec loadgen env KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=10000 \
+        wrk -t2 -c16 -d"${FLEET_BACKLOG_SECONDS:-25}s" -s scripts/bench/order.lua http://lb:8080/orders \
+        >"$lab_dir/orders-backlog.wrk" 2>&1
+    read -r placed1 t1 < <(lab_psql "SELECT count(*), extract(epoch FROM clock_timestamp()) FROM orders.orders")
+    placed=$(awk -v a="$placed0" -v b="$placed1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d", (b - a) / (t1 - t0) }')
+    local placing_pg_cpu
+    placing_pg_cpu=$(cpu_since pg)
     cat <<MD
 ### Orders: 1, 2 and 4 worker hosts
 
-Two API hosts at $fleet_api_cpu of a core place keyed orders (one line each) as fast as wrk's 16
-connections through nginx get them accepted (202); each worker host ($worker_cpu of a core)
-runs the outbox relay and the saga (reserve, charge the fake provider at
-${FLEET_PAYMENTS_LATENCY:-20ms}, ship, confirm). The primary has $primary_cpu of a core and this
-machine's disk (fsync on); NATS one node at ${FLEET_NATS_CPU:-0.3}. Each row ${seconds} s, after 3 s
-of settling; the backlog of the rows before is left, so the workers are never idle.
+Two API hosts at $fleet_api_cpu of a core behind nginx first place keyed orders (one line each) with
+no worker running, as fast as wrk's 16 connections get them accepted:
+**$placed orders/s placed**, the primary's CPU at $placing_pg_cpu of its $primary_cpu — $((placed1 - placed0)) orders
+waiting. Then worker hosts ($worker_cpu of a core each) start, 1, then 2, then 4, and each row
+measures ${seconds} s of them working through that backlog: the outbox relay and the saga
+(reserve, charge the fake provider at ${FLEET_PAYMENTS_LATENCY:-20ms}, ship, confirm). The primary
+has $primary_cpu of a core and this machine's disk (fsync on); NATS one node at ${FLEET_NATS_CPU:-0.3}.
 
-| Worker hosts | placed/s | confirmed/s | vs N × one worker | workers' CPU (each, mean) | primary's CPU | WAL flushes/s | sessions waiting on a lock (mean) | backlog at the end |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| Worker hosts | confirmed/s | vs N × one worker | workers' CPU (each, mean) | primary's CPU | WAL flushes/s | sessions waiting on a lock (mean) | backlog at the end |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 MD
     local one="" points=() started=0
     for workers in 1 2 4; do
@@ -188,36 +201,28 @@ MD
         started=$workers
         local worker_hosts=()
         for i in $(seq "$workers"); do worker_hosts+=("worker$i"); done
-        lab_exec loadgen env KEEL_BENCH_TOKENS="$tokens" KEEL_BENCH_PRODUCTS=10000 \
-            wrk -t2 -c16 -d$((seconds + 3))s -s scripts/bench/order.lua http://lb:8080/orders \
-            >"$lab_dir/orders-$workers.wrk" 2>&1 &
-        local wrk_pid=$!
         sleep 3
-        local placed0 confirmed0 wal0 t0
-        read -r placed0 confirmed0 wal0 t0 < <(lab_psql "SELECT
-            (SELECT count(*) FROM orders.orders),
+        local confirmed0 wal0 confirmed1 wal1 backlog
+        read -r confirmed0 wal0 t0 < <(lab_psql "SELECT
             (SELECT count(*) FROM orders.orders WHERE status = 'confirmed'),
             (SELECT wal_sync FROM pg_stat_wal), extract(epoch FROM clock_timestamp())")
         cpu_mark
         local waits=0 samples=0
-        while kill -0 "$wrk_pid" 2>/dev/null; do
+        for _ in $(seq $((seconds * 2))); do
             waits=$((waits + $(lab_psql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")))
             samples=$((samples + 1))
             sleep 0.5
         done
-        local placed1 confirmed1 wal1 t1 backlog
-        read -r placed1 confirmed1 wal1 t1 backlog < <(lab_psql "SELECT
-            (SELECT count(*) FROM orders.orders),
+        read -r confirmed1 wal1 t1 backlog < <(lab_psql "SELECT
             (SELECT count(*) FROM orders.orders WHERE status = 'confirmed'),
             (SELECT wal_sync FROM pg_stat_wal), extract(epoch FROM clock_timestamp()),
             (SELECT count(*) FROM orders.orders WHERE status NOT IN ('confirmed', 'cancelled'))")
-        local worker_cpu_used pg_cpu placed confirmed
+        local worker_cpu_used pg_cpu confirmed
         worker_cpu_used=$(cpu_since_hosts "${worker_hosts[@]}" | awk '{ for (i = 1; i <= NF; i++) s += $i; printf "%.3f", s / NF }')
         pg_cpu=$(cpu_since pg)
-        placed=$(awk -v a="$placed0" -v b="$placed1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d", (b - a) / (t1 - t0) }')
         confirmed=$(awk -v a="$confirmed0" -v b="$confirmed1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d", (b - a) / (t1 - t0) }')
         [ -n "$one" ] || one=$confirmed
-        printf '| %d | %d | %d | %s | %s | %s | %s | %s | %d |\n' "$workers" "$placed" "$confirmed" \
+        printf '| %d | %d | %s | %s | %s | %s | %s | %d |\n' "$workers" "$confirmed" \
             "$(awk -v r="$confirmed" -v o="$one" -v n="$workers" 'BEGIN { printf "%.2f×", r / (n * o) }')" \
             "$worker_cpu_used" "$pg_cpu" \
             "$(awk -v a="$wal0" -v b="$wal1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%d", (b - a) / (t1 - t0) }')" \
@@ -273,6 +278,7 @@ run = json.load(open(sys.argv[1]))
 slo, started, added, drained, rate, capacity = map(float, sys.argv[2:])
 pages = run["operations"]["GET /products/{id}"]
 failed = pages["requests"] - pages["statuses"].get("200", 0)
+others = {s: n for s, n in pages["statuses"].items() if s != "200"}
 p99 = [s["p99_ms"] for s in run["seconds"]]
 def recovery(at):
     # Seconds from `at` until the first second from then on whose p99 is under the SLO.
@@ -290,8 +296,10 @@ print("| --- | ---: | ---: | ---: | ---: |")
 print(f"| api2 started (cold L1) | {started/1000:.1f} | {p99[int(started/1000)]:.1f} ms | | |")
 print(f"| api2 in nginx's upstreams | {added/1000:.1f} | {p99[int(added/1000)]:.1f} ms | {add_rec} | {add_worst:.1f} ms |")
 print(f"| api1 out of the upstreams, SIGTERM | {drained/1000:.1f} | {p99[min(int(drained/1000), len(p99)-1)]:.1f} ms | {drain_rec} | {drain_worst:.1f} ms |")
-print(f"\nRequests: {pages['requests']}, failed or non-200: {failed}; p99 over the whole run {pages['p99_ms']:.1f} ms.")
+print(f"\nRequests: {pages['requests']}, failed or non-200: {failed} (unanswered {pages['failed']}, "
+      f"other statuses {others or 'none'}); p99 over the whole run {pages['p99_ms']:.1f} ms.")
 PY
+    cp "$json" "$charts/fleet-elastic.json"
     cp "${json%.json}.svg" "$charts/fleet-elastic.svg"
     echo
 }
@@ -342,7 +350,7 @@ scale_latency() {
             --duration "${FLEET_BENCH_SECONDS:-10}s" --warm-up 2s --products "$hot_products" --json "$json" >/dev/null 2>&1
         p[$i]=$(python3 -c 'import json, sys
 s = json.load(open(sys.argv[1]))["operations"]["GET /products/{id}"]
-print(f"{s[\"p50_ms\"]:.2f} / {s[\"p99_ms\"]:.2f} ms")' "$json")
+print("%.2f / %.2f ms" % (s["p50_ms"], s["p99_ms"]))' "$json")
     done
     # pgbench from an API host: one client, the product read, a connection per transaction
     # (-C) or one for the whole run; "latency average" includes the connection when -C.

@@ -186,23 +186,21 @@ fleet_seed() {
         KEEL_SEED_USERS="${FLEET_USERS:-1000}" "$keel_bin" seed --if-empty >>"$lab_dir/log/$host.log" 2>&1
 }
 
-fleet_api() {
-    local host=$1
-    fleet_env[KEEL_LISTEN]="$(lab_addr "$host"):8080"
-    fleet_keel "$host" serve
+# keel_process HOST VARIABLE PORT COMMAND: `keel COMMAND` on HOST, VARIABLE (the address it
+# listens on) at HOST's address and PORT.
+keel_process() {
+    local host=$1 variable=$2 port=$3 command=$4
+    fleet_env[$variable]="$(lab_addr "$host"):$port"
+    fleet_keel "$host" "$command"
     fleet_pids[$host]=$lab_pid
-    unset 'fleet_env[KEEL_LISTEN]'
+    unset "fleet_env[$variable]"
 }
+
+fleet_api() { keel_process "$1" KEEL_LISTEN 8080 serve; }
 
 fleet_api_ready() { fleet_http_ready "$1" "http://$1:8080/readyz"; }
 
-fleet_worker() {
-    local host=$1
-    fleet_env[KEEL_WORKER_LISTEN]="$(lab_addr "$host"):9091"
-    fleet_keel "$host" worker
-    fleet_pids[$host]=$lab_pid
-    unset 'fleet_env[KEEL_WORKER_LISTEN]'
-}
+fleet_worker() { keel_process "$1" KEEL_WORKER_LISTEN 9091 worker; }
 
 # fleet_nginx HOST API...: the balancer on HOST:8080; the instances trust its address.
 fleet_nginx() {

@@ -29,7 +29,7 @@ pub struct DbConfig {
     pub pooling: crate::db::Pooling,
 
     /// PostgreSQL URL of the primary itself, for what needs a session of its own —
-    /// migrations and advisory locks, `LISTEN`, bulk `COPY` — when `KEEL_DATABASE_URL` is a
+    /// migrations and advisory locks, bulk `COPY` — when `KEEL_DATABASE_URL` is a
     /// transaction-mode pooler. Unset, `KEEL_DATABASE_URL`.
     #[arg(
         id = "database_direct_url",

@@ -52,4 +52,10 @@ pub const MIGRATIONS: &[db::Migration] = &[
         name: "event archive",
         sql: include_str!("../migrations/0003_event_archive.sql"),
     },
+    db::Migration {
+        module: "platform",
+        version: 4,
+        name: "outbox_poll",
+        sql: include_str!("../migrations/0004_outbox_poll.sql"),
+    },
 ];

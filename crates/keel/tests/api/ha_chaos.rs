@@ -121,6 +121,7 @@ async fn the_ha_topology_loses_no_order_and_fails_no_read_while_its_parts_fail()
         ack_wait: Duration::from_secs(2),
         max_deliver: 10,
         concurrency: 1,
+        outbox_poll: Duration::from_millis(10),
     })
     .await
     .unwrap();

@@ -48,6 +48,11 @@ pub struct BusConfig {
     /// Messages one consumer processes at once.
     #[arg(long, env = "KEEL_BUS_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+
+    /// How often an idle relay looks for new outbox rows: the most an event waits to be
+    /// published, and one indexed `EXISTS` a poll on the primary.
+    #[arg(long, env = "KEEL_OUTBOX_POLL", default_value = "10ms", value_parser = parse_duration)]
+    pub outbox_poll: Duration,
 }
 
 impl BusConfig {

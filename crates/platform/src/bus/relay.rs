@@ -4,8 +4,13 @@
 //! A batch is claimed with `FOR UPDATE SKIP LOCKED`, so several relays (one per worker) share
 //! the outbox without publishing a row twice at the same time; if a relay dies after
 //! publishing but before its commit, the rows are published again with the same
-//! `Nats-Msg-Id` and JetStream drops the duplicates. Relays wake on the outbox's NOTIFY, with a
-//! slow poll as a safety net for a notification lost while reconnecting.
+//! `Nats-Msg-Id` and JetStream drops the duplicates.
+//!
+//! Relays poll (`KEEL_OUTBOX_POLL`, 10 ms) rather than wait for a NOTIFY: PostgreSQL holds one
+//! database-wide lock on its notification queue from a notifying transaction's commit until
+//! the commit is flushed, so a NOTIFY in every order's transaction made the orders commit one
+//! at a time (in the fleet lab, 25 sessions at once waited on that lock in `COMMIT`). An idle
+//! poll is one indexed `EXISTS`, a round trip without a transaction.
 
 use std::{future::Future, time::Duration};
 
@@ -22,26 +27,26 @@ pub const OCCURRED_AT: &str = "Keel-Occurred-At";
 
 /// Rows published per transaction.
 const BATCH: i64 = 256;
-/// The poll that backs up LISTEN/NOTIFY.
-const POLL: Duration = Duration::from_secs(1);
 
 /// Relays until `shutdown` completes. Failures (PostgreSQL or NATS down) are logged and
 /// retried with a capped backoff; nothing is lost, the rows wait in the outbox.
 pub async fn run(db: Db, bus: Bus, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let mut notifications = None;
+    let poll = bus.config().outbox_poll;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
-        if notifications.is_none() {
-            notifications = db.listen("bus_outbox").await.ok();
-        }
-        let wait = match publish_batch(&db, &bus).await {
+        let published = match waiting(&db).await {
+            Ok(false) => Ok(0),
+            Ok(true) => publish_batch(&db, &bus).await,
+            Err(e) => Err(e),
+        };
+        let wait = match published {
             Ok(published) => {
                 backoff.reset();
                 if published as i64 == BATCH {
                     continue;
                 }
-                POLL
+                poll
             }
             Err(e) => {
                 let wait = backoff.next_delay();
@@ -50,25 +55,24 @@ pub async fn run(db: Db, bus: Bus, shutdown: impl Future<Output = ()>) {
                 if let Err(e) = bus.events_stream().await {
                     tracing::debug!(error = %e, "events stream not reachable");
                 }
-                tokio::select! {
-                    () = &mut shutdown => return,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                continue;
-            }
-        };
-        let woken = async {
-            match notifications.as_mut() {
-                Some(n) => n.recv().await.is_some(),
-                None => std::future::pending().await,
+                wait
             }
         };
         tokio::select! {
             () = &mut shutdown => return,
-            alive = woken => if !alive { notifications = None },
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Whether the outbox holds a row: the idle poll, one round trip outside any transaction.
+async fn waiting(db: &Db) -> Result<bool, InfraError> {
+    let client = db.write().await?;
+    let statement = client
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM bus.outbox)")
+        .await?;
+    let row = crate::db::timed("bus.relay_poll", client.query_one(&statement, &[])).await?;
+    Ok(row.get(0))
 }
 
 /// Publishes one batch of the oldest unclaimed rows and deletes them; returns how many.

@@ -2,7 +2,6 @@
 
 mod budget;
 mod client;
-mod listen;
 mod lsn;
 mod migrate;
 mod pool;
@@ -10,7 +9,6 @@ mod read;
 mod replicas;
 
 pub use budget::{Budget, FLEET_CHECK, Fleet, OverBudget};
-pub use listen::Notifications;
 pub use lsn::{InvalidLsn, Lsn};
 
 pub use client::{Client, Connection, Pooling, Prepared, Transaction};
@@ -50,8 +48,6 @@ struct Pools {
     /// pooler; otherwise the write pool serves them.
     sessions: Option<Pooled>,
     replicas: Replicas,
-    /// The primary's own settings, for the dedicated connections LISTEN needs.
-    primary: tokio_postgres::Config,
     pooling: Pooling,
     /// The newest consistency token this instance has issued or been shown: committed, so
     /// visible to any read on the primary that starts later.
@@ -84,7 +80,7 @@ impl Db {
         primary.application_name(&name);
         let pooled = config.pooling == Pooling::Transaction;
         // One describer for the pools through the pooler: statement types are the server's.
-        let describer = pooled.then(|| Arc::new(Describer::new(primary.clone())));
+        let describer = pooled.then(|| Arc::new(Describer::new(primary)));
         let write = Pooled::new(
             pool(
                 &config.url,
@@ -155,7 +151,6 @@ impl Db {
                 read,
                 sessions,
                 replicas: Replicas::new(replicas, config.replica_max_lag),
-                primary,
                 pooling: config.pooling,
                 heard: AtomicU64::new(0),
             }),

@@ -135,6 +135,7 @@ pub fn worker_config(app_config: &Config, nats_url: &str, prefix: &str) -> Worke
             ack_wait: Duration::from_secs(3),
             max_deliver: 10,
             concurrency: 32,
+            outbox_poll: Duration::from_millis(10),
         },
         saga: app_config.saga.clone(),
         payments: app_config.payments.clone(),
