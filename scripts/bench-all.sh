@@ -7,7 +7,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/keel-bench-all}
 mkdir -p "$out"
-scripts=${ONLY:-bench-lab bench-compare bench bench-orders bench-replicas bench-lb bench-lb-strategies bench-pgbouncer}
+# bench-fleet makes namespaces and cgroups: it runs when this script runs as root.
+default="bench-lab bench-compare bench bench-orders bench-replicas bench-lb bench-lb-strategies bench-pgbouncer"
+[ "$(id -u)" = 0 ] && default="$default bench-fleet"
+scripts=${ONLY:-$default}
 failed=""
 for s in $scripts; do
     printf '\033[1m==> %s (%s)\033[0m\n' "$s" "$(date -u +%H:%MZ)" >&2
