@@ -61,6 +61,8 @@ lab_create() {
 lab_host() {
     local name=$1 cpu=$2 mem=$3 rate=${4:-}
     local ns n
+    # The bridge's end of its link is `v-NAME`, and an interface name has 15 characters.
+    [ "${#name}" -le 13 ] || { fleet_log "host name '$name' is over 13 characters"; return 1; }
     ns=$(lab_ns "$name")
     n=$(($(wc -l <"$lab_dir/hosts") + 10))
     lab_addrs[$name]="$fleet_subnet.$n"
