@@ -159,7 +159,6 @@ scale_orders() {
     fleet_redis redis
     fleet_nats nats1
     fleet_payments payments
-    fleet_env[KEEL_RATE_LIMIT_OFF]=true
     FLEET_PRODUCTS=${FLEET_PRODUCTS:-10000} fleet_seed loadgen
     lab_psql "UPDATE catalog.stock SET on_hand = 100000000" >/dev/null
     fleet_api api1

@@ -216,7 +216,7 @@ fleet_nginx() {
 # finishes what its old workers hold and sends new requests to the new set.
 fleet_nginx_upstreams() {
     local host=$1; shift
-    local upstreams=() api dir="$lab_dir/data/$1"
+    local upstreams=() api
     for api in "$@"; do upstreams+=("$(lab_addr "$api"):8080"); done
     NGINX_RELOAD=1 scripts/nginx.sh "$lab_dir/data/$host" "$(lab_addr "$host"):8080" "${upstreams[@]}"
 }
