@@ -3,7 +3,7 @@
 #   scripts/pgbouncer.sh DIR LISTEN UPSTREAM   e.g. scripts/pgbouncer.sh /tmp/pgb 127.0.0.1:6432 127.0.0.1:5432
 # DIR holds the rendered configuration, its users file and the pid file. PGBOUNCER_USERS
 # ("user:password ...", default "keel:keel") are the logins it accepts and passes on;
-# KEEL_DB_STATEMENT_TIMEOUT (default 5s) the statement timeout of its server connections;
+# KEEL_DB_STATEMENT_TIMEOUT (default 2s) the statement timeout of its server connections;
 # PGBOUNCER_MIN_POOL_SIZE (default 5) the server connections kept open per database and
 # PGBOUNCER_SERVER_IDLE_TIMEOUT (default 600) the seconds an idle one stays.
 # Keel then connects with KEEL_DATABASE_URL=postgres://keel:keel@LISTEN/keel,
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${PGBOUNCER_RENDER_ONLY:-}" ]; then dir=$1; else dir=$(mkdir -p "$1" && cd "$1" && pwd); fi
 listen=$2 upstream=$3
-timeout="${KEEL_DB_STATEMENT_TIMEOUT:-5s}"
+timeout="${KEEL_DB_STATEMENT_TIMEOUT:-2s}"
 case "$timeout" in
     *ms) timeout_ms=${timeout%ms} ;;
     *s) timeout_ms=$(( ${timeout%s} * 1000 )) ;;

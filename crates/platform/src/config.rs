@@ -73,9 +73,18 @@ pub struct DbConfig {
     pub acquire_timeout: Duration,
 
     /// PostgreSQL `statement_timeout`: on every pooled connection, or in every transaction
-    /// with transaction pooling.
-    #[arg(long, env = "KEEL_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    /// with transaction pooling. The client stops waiting for an answer a little later
+    /// (`DEADLINE_MARGIN`), and abandons the connection.
+    #[arg(long, env = "KEEL_DB_STATEMENT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub statement_timeout: Duration,
+}
+
+impl DbConfig {
+    /// How long a statement's answer is waited for before its connection is abandoned: the
+    /// server's own timeout, then a margin for its cancellation to arrive.
+    pub fn statement_deadline(&self) -> Duration {
+        self.statement_timeout + crate::db::DEADLINE_MARGIN
+    }
 }
 
 /// Redis: sessions, the L2 cache and its invalidations, rate limits, feature switches.

@@ -82,6 +82,15 @@ impl From<tokio_postgres::Error> for InfraError {
     }
 }
 
+impl From<crate::db::QueryError> for InfraError {
+    fn from(e: crate::db::QueryError) -> Self {
+        match e {
+            crate::db::QueryError::Postgres(e) => e.into(),
+            e @ crate::db::QueryError::NoAnswer(_) => Self::unavailable("postgres", e),
+        }
+    }
+}
+
 impl From<PoolError> for InfraError {
     fn from(e: PoolError) -> Self {
         match e {
@@ -130,13 +139,19 @@ macro_rules! infra_errors {
             }
         }
 
-        impl From<$crate::__macro::PgError> for $error {
-            fn from(e: $crate::__macro::PgError) -> Self {
+        impl From<$crate::__macro::QueryError> for $error {
+            fn from(e: $crate::__macro::QueryError) -> Self {
                 $(match e.as_db_error().and_then(|db| db.constraint()) {
                     $(Some($constraint) => return $domain,)*
                     _ => {}
                 })?
                 Self::Infra(e.into())
+            }
+        }
+
+        impl From<$crate::__macro::PgError> for $error {
+            fn from(e: $crate::__macro::PgError) -> Self {
+                $crate::__macro::QueryError::from(e).into()
             }
         }
     };

@@ -25,6 +25,7 @@ pub use error::{AsInfra, BoxError, ErrorChain, InfraError};
 /// What the exported macros name, so the crates using them need not depend on it all.
 #[doc(hidden)]
 pub mod __macro {
+    pub use crate::db::QueryError;
     pub use axum::http::StatusCode;
     pub use axum::response::{IntoResponse, Response};
     pub use deadpool_postgres::PoolError;

@@ -23,6 +23,7 @@ mod load_balancer;
 mod metrics;
 mod nats_cluster;
 mod nats_server;
+mod network_faults;
 mod orders;
 mod payments;
 mod pgbouncer;

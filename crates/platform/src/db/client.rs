@@ -11,8 +11,10 @@
 use std::{
     collections::HashMap,
     future::Future,
-    ops::{Deref, DerefMut},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use deadpool_postgres::GenericClient as _;
@@ -20,6 +22,11 @@ use tokio::sync::Mutex;
 use tokio_postgres::{
     Error, Row, Statement,
     types::{ToSql, Type},
+};
+
+use super::{
+    deadline::{QueryError, Watch},
+    pool::{Conn, Manager},
 };
 
 /// How statements reach PostgreSQL (`KEEL_DATABASE_POOLING`).
@@ -130,34 +137,37 @@ impl Query for Prepared {
 pub trait Client: Sync {
     /// Prepares `sql` once per connection (direct), or learns its parameter types once per
     /// process (transaction pooling).
-    fn prepare_cached(&self, sql: &str) -> impl Future<Output = Result<Prepared, Error>> + Send;
+    fn prepare_cached(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Prepared, QueryError>> + Send;
 
     fn query(
         &self,
         statement: &(impl Query + ?Sized),
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<Row>, QueryError>> + Send;
 
     fn query_one(
         &self,
         statement: &(impl Query + ?Sized),
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Row, Error>> + Send;
+    ) -> impl Future<Output = Result<Row, QueryError>> + Send;
 
     fn query_opt(
         &self,
         statement: &(impl Query + ?Sized),
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Row>, QueryError>> + Send;
 
     fn execute(
         &self,
         statement: &(impl Query + ?Sized),
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl Future<Output = Result<u64, Error>> + Send;
+    ) -> impl Future<Output = Result<u64, QueryError>> + Send;
 
     /// Statements without parameters, in the simple protocol (no statement is named).
-    fn batch_execute(&self, sql: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn batch_execute(&self, sql: &str) -> impl Future<Output = Result<(), QueryError>> + Send;
 }
 
 fn typed<'a>(
@@ -196,78 +206,104 @@ async fn resolve<'a>(
 macro_rules! client {
     ($type:ty) => {
         impl $type {
-            pub async fn prepare_cached(&self, sql: &str) -> Result<Prepared, Error> {
-                match &self.describer {
-                    None => Ok(Prepared::Named(self.inner.prepare_cached(sql).await?)),
-                    Some(describer) => Ok(Prepared::Unnamed {
-                        sql: sql.into(),
-                        types: describer.types(sql).await?,
-                    }),
-                }
+            pub async fn prepare_cached(&self, sql: &str) -> Result<Prepared, QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch
+                    .bounded(abandoned, async {
+                        match &self.describer {
+                            None => Ok(Prepared::Named(self.pg().prepare_cached(sql).await?)),
+                            Some(describer) => Ok(Prepared::Unnamed {
+                                sql: sql.into(),
+                                types: describer.types(sql).await?,
+                            }),
+                        }
+                    })
+                    .await
             }
 
             pub async fn query(
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Vec<Row>, Error> {
-                match resolve(self.describer.as_deref(), statement.as_query()).await? {
-                    Sending::Named(statement) => self.inner.query(statement, params).await,
-                    Sending::Text(sql) => self.inner.query(sql, params).await,
-                    Sending::Unnamed(sql, types) => {
-                        self.inner.query_typed(sql, &typed(params, &types)).await
-                    }
-                }
+            ) -> Result<Vec<Row>, QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch
+                    .bounded(abandoned, async {
+                        match resolve(self.describer.as_deref(), statement.as_query()).await? {
+                            Sending::Named(statement) => self.pg().query(statement, params).await,
+                            Sending::Text(sql) => self.pg().query(sql, params).await,
+                            Sending::Unnamed(sql, types) => {
+                                self.pg().query_typed(sql, &typed(params, &types)).await
+                            }
+                        }
+                    })
+                    .await
             }
 
             pub async fn query_one(
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Row, Error> {
-                match resolve(self.describer.as_deref(), statement.as_query()).await? {
-                    Sending::Named(statement) => self.inner.query_one(statement, params).await,
-                    Sending::Text(sql) => self.inner.query_one(sql, params).await,
-                    Sending::Unnamed(sql, types) => {
-                        self.inner
-                            .query_typed_one(sql, &typed(params, &types))
-                            .await
-                    }
-                }
+            ) -> Result<Row, QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch
+                    .bounded(abandoned, async {
+                        match resolve(self.describer.as_deref(), statement.as_query()).await? {
+                            Sending::Named(statement) => {
+                                self.pg().query_one(statement, params).await
+                            }
+                            Sending::Text(sql) => self.pg().query_one(sql, params).await,
+                            Sending::Unnamed(sql, types) => {
+                                self.pg().query_typed_one(sql, &typed(params, &types)).await
+                            }
+                        }
+                    })
+                    .await
             }
 
             pub async fn query_opt(
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Option<Row>, Error> {
-                match resolve(self.describer.as_deref(), statement.as_query()).await? {
-                    Sending::Named(statement) => self.inner.query_opt(statement, params).await,
-                    Sending::Text(sql) => self.inner.query_opt(sql, params).await,
-                    Sending::Unnamed(sql, types) => {
-                        self.inner
-                            .query_typed_opt(sql, &typed(params, &types))
-                            .await
-                    }
-                }
+            ) -> Result<Option<Row>, QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch
+                    .bounded(abandoned, async {
+                        match resolve(self.describer.as_deref(), statement.as_query()).await? {
+                            Sending::Named(statement) => {
+                                self.pg().query_opt(statement, params).await
+                            }
+                            Sending::Text(sql) => self.pg().query_opt(sql, params).await,
+                            Sending::Unnamed(sql, types) => {
+                                self.pg().query_typed_opt(sql, &typed(params, &types)).await
+                            }
+                        }
+                    })
+                    .await
             }
 
             pub async fn execute(
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> Result<u64, Error> {
-                match resolve(self.describer.as_deref(), statement.as_query()).await? {
-                    Sending::Named(statement) => self.inner.execute(statement, params).await,
-                    Sending::Text(sql) => self.inner.execute(sql, params).await,
-                    Sending::Unnamed(sql, types) => {
-                        self.inner.execute_typed(sql, &typed(params, &types)).await
-                    }
-                }
+            ) -> Result<u64, QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch
+                    .bounded(abandoned, async {
+                        match resolve(self.describer.as_deref(), statement.as_query()).await? {
+                            Sending::Named(statement) => self.pg().execute(statement, params).await,
+                            Sending::Text(sql) => self.pg().execute(sql, params).await,
+                            Sending::Unnamed(sql, types) => {
+                                self.pg().execute_typed(sql, &typed(params, &types)).await
+                            }
+                        }
+                    })
+                    .await
             }
 
-            pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-                self.inner.batch_execute(sql).await
+            pub async fn batch_execute(&self, sql: &str) -> Result<(), QueryError> {
+                let (watch, abandoned) = self.watch();
+                watch.bounded(abandoned, self.pg().batch_execute(sql)).await
             }
         }
 
@@ -275,7 +311,7 @@ macro_rules! client {
             fn prepare_cached(
                 &self,
                 sql: &str,
-            ) -> impl Future<Output = Result<Prepared, Error>> + Send {
+            ) -> impl Future<Output = Result<Prepared, QueryError>> + Send {
                 <$type>::prepare_cached(self, sql)
             }
 
@@ -283,7 +319,7 @@ macro_rules! client {
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send {
+            ) -> impl Future<Output = Result<Vec<Row>, QueryError>> + Send {
                 <$type>::query(self, statement, params)
             }
 
@@ -291,7 +327,7 @@ macro_rules! client {
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<Row, Error>> + Send {
+            ) -> impl Future<Output = Result<Row, QueryError>> + Send {
                 <$type>::query_one(self, statement, params)
             }
 
@@ -299,7 +335,7 @@ macro_rules! client {
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<Option<Row>, Error>> + Send {
+            ) -> impl Future<Output = Result<Option<Row>, QueryError>> + Send {
                 <$type>::query_opt(self, statement, params)
             }
 
@@ -307,11 +343,14 @@ macro_rules! client {
                 &self,
                 statement: &(impl Query + ?Sized),
                 params: &[&(dyn ToSql + Sync)],
-            ) -> impl Future<Output = Result<u64, Error>> + Send {
+            ) -> impl Future<Output = Result<u64, QueryError>> + Send {
                 <$type>::execute(self, statement, params)
             }
 
-            fn batch_execute(&self, sql: &str) -> impl Future<Output = Result<(), Error>> + Send {
+            fn batch_execute(
+                &self,
+                sql: &str,
+            ) -> impl Future<Output = Result<(), QueryError>> + Send {
                 <$type>::batch_execute(self, sql)
             }
         }
@@ -321,45 +360,83 @@ macro_rules! client {
 /// A connection from a pool, to the primary, a replica or a pooler.
 #[derive(Debug)]
 pub struct Connection {
-    pub(crate) inner: deadpool_postgres::Object,
+    inner: deadpool::managed::Object<Manager>,
     /// Set when statements go unnamed (transaction pooling).
-    pub(crate) describer: Option<Arc<Describer>>,
+    describer: Option<Arc<Describer>>,
     /// The statement timeout each transaction sets for itself (transaction pooling).
-    pub(crate) statement_timeout_ms: u128,
+    statement_timeout_ms: u128,
+    /// The pool's deadline and breaker.
+    watch: Arc<Watch>,
 }
 
 client!(Connection);
 
 impl Connection {
+    pub(super) fn new(
+        inner: deadpool::managed::Object<Manager>,
+        describer: Option<Arc<Describer>>,
+        statement_timeout_ms: u128,
+        watch: Arc<Watch>,
+    ) -> Self {
+        Self {
+            inner,
+            describer,
+            statement_timeout_ms,
+            watch,
+        }
+    }
+
+    fn pg(&self) -> &deadpool_postgres::ClientWrapper {
+        &self.inner.client
+    }
+
+    fn watch(&self) -> (&Watch, &AtomicBool) {
+        (&self.watch, &self.inner.abandoned)
+    }
+
     /// Starts a transaction. Through a transaction-mode pooler its first statement sets the
     /// statement timeout (a session setting would stay on the server connection, not with
     /// this client).
-    pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        let describer = self.describer.clone();
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, QueryError> {
         let timeout = self.statement_timeout_ms;
-        let inner = self.inner.transaction().await?;
+        let describer = self.describer.clone();
+        let watch: &Watch = &self.watch;
+        let Conn { client, abandoned } = &mut *self.inner;
+        let abandoned: &AtomicBool = abandoned;
+        let inner = watch.bounded(abandoned, client.transaction()).await?;
         if describer.is_some() {
-            inner
-                .batch_execute(&format!("SET LOCAL statement_timeout = {timeout}"))
-                .await?;
+            let set = format!("SET LOCAL statement_timeout = {timeout}");
+            watch.bounded(abandoned, inner.batch_execute(&set)).await?;
         }
-        Ok(Transaction { inner, describer })
+        Ok(Transaction {
+            inner,
+            describer,
+            watch,
+            abandoned,
+        })
     }
 
     /// Whether the server connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.inner.client.is_closed()
+    }
+
+    /// Whether a statement on this connection went unanswered past its deadline: the pool
+    /// drops it when it comes back, and nothing more should be sent on it.
+    pub fn is_abandoned(&self) -> bool {
+        self.inner.abandoned.load(Ordering::Acquire)
     }
 
     /// The connection as tokio-postgres has it, for what only a session can do (`COPY`,
-    /// advisory locks, migrations): on a connection from [`super::Db::session`] only.
+    /// advisory locks, migrations): on a connection from [`super::Db::session`] only. Its
+    /// statements have no deadline but the server's.
     pub fn raw(&self) -> &tokio_postgres::Client {
-        self.inner.deref()
+        &self.inner.client
     }
 
     /// [`Connection::raw`], mutably (for its own transactions).
     pub fn raw_mut(&mut self) -> &mut tokio_postgres::Client {
-        self.inner.deref_mut()
+        &mut self.inner.client
     }
 }
 
@@ -368,16 +445,30 @@ impl Connection {
 pub struct Transaction<'a> {
     inner: deadpool_postgres::Transaction<'a>,
     describer: Option<Arc<Describer>>,
+    watch: &'a Watch,
+    abandoned: &'a AtomicBool,
 }
 
 client!(Transaction<'_>);
 
-impl Transaction<'_> {
-    pub async fn commit(self) -> Result<(), Error> {
-        self.inner.commit().await
+impl<'a> Transaction<'a> {
+    fn pg(&self) -> &deadpool_postgres::Transaction<'a> {
+        &self.inner
     }
 
-    pub async fn rollback(self) -> Result<(), Error> {
-        self.inner.rollback().await
+    fn watch(&self) -> (&Watch, &AtomicBool) {
+        (self.watch, self.abandoned)
+    }
+
+    pub async fn commit(self) -> Result<(), QueryError> {
+        self.watch
+            .bounded(self.abandoned, self.inner.commit())
+            .await
+    }
+
+    pub async fn rollback(self) -> Result<(), QueryError> {
+        self.watch
+            .bounded(self.abandoned, self.inner.rollback())
+            .await
     }
 }

@@ -2,6 +2,7 @@
 
 mod budget;
 mod client;
+mod deadline;
 mod lsn;
 mod migrate;
 mod pool;
@@ -12,6 +13,7 @@ pub use budget::{Budget, FLEET_CHECK, Fleet, OverBudget};
 pub use lsn::{InvalidLsn, Lsn};
 
 pub use client::{Client, Connection, Pooling, Prepared, Transaction};
+pub use deadline::{DEADLINE_MARGIN, QueryError};
 pub use migrate::{Migration, MigrationError, migrate};
 
 use std::{
@@ -91,6 +93,7 @@ impl Db {
             )?,
             describer.clone(),
             config,
+            Some("postgres-write"),
         );
         let read = match &config.read_url {
             Some(url) => Pooled::new(
@@ -103,6 +106,7 @@ impl Db {
                 )?,
                 None,
                 config,
+                Some("postgres-read"),
             ),
             None => Pooled::new(
                 pool(
@@ -114,6 +118,7 @@ impl Db {
                 )?,
                 describer,
                 config,
+                Some("postgres-read"),
             ),
         };
         let sessions = match pooled {
@@ -127,6 +132,7 @@ impl Db {
                 )?,
                 None,
                 config,
+                Some("postgres-session"),
             )),
             false => None,
         };
@@ -142,7 +148,10 @@ impl Db {
                     config,
                     (&name, false),
                 )?;
-                Ok((replica_name(url.trim()), pool))
+                Ok((
+                    replica_name(url.trim()),
+                    Pooled::new(pool, None, config, None),
+                ))
             })
             .collect::<Result<Vec<_>, DbConfigError>>()?;
         Ok(Self {
@@ -202,7 +211,7 @@ impl Db {
             // The primary's position, asked of a session on it (the check's statement is
             // named, which a transaction-mode pooler cannot carry).
             let primary = self.inner.sessions.as_ref().unwrap_or(&self.inner.write);
-            self.inner.replicas.check(&primary.pool).await;
+            self.inner.replicas.check(primary).await;
         }
     }
 
@@ -230,10 +239,10 @@ impl Db {
         self.inner.pooling
     }
 
-    /// Checks that both pools reach their server.
+    /// Checks that both pools reach their server, each within its deadline.
     pub async fn ping(&self) -> Result<(), InfraError> {
-        for pool in [&self.inner.write, &self.inner.read] {
-            pool.pool.get().await?.simple_query("SELECT 1").await?;
+        for (pool, name) in [(&self.inner.write, "write"), (&self.inner.read, "read")] {
+            pool.acquire(name).await?.batch_execute("SELECT 1").await?;
         }
         Ok(())
     }

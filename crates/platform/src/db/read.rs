@@ -3,7 +3,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use super::{Connection, Db, Lsn, pool::acquire, timed};
+use super::{Connection, Db, Lsn, timed};
 use crate::{AsInfra, InfraError};
 
 impl Db {
@@ -26,7 +26,7 @@ impl Db {
     {
         if let Some(replica) = self.inner.replicas.pick(token) {
             // A replica that cannot be reached is skipped at once: the primary can serve.
-            match acquire(&replica.pool, "replica", None, 0, Duration::ZERO).await {
+            match replica.pool.acquire_within("replica", Duration::ZERO).await {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
                     let result = read(connection.clone()).await;
@@ -46,7 +46,7 @@ impl Db {
                         "replica" => replica.name.clone()
                     )
                     .increment(1);
-                    if connection.is_closed() {
+                    if connection.is_closed() || connection.is_abandoned() {
                         self.inner.replicas.mark_down(replica);
                     }
                 }
@@ -63,7 +63,13 @@ impl Db {
         loop {
             let connection = Arc::new(self.read().await?);
             let result = read(connection.clone()).await;
-            if result.is_ok() || tries == READ_TRIES || alive(&connection).await {
+            // A server that stopped answering is not asked again: the read has used its
+            // deadline, and the breaker now speaks for the server.
+            if result.is_ok()
+                || tries == READ_TRIES
+                || connection.is_abandoned()
+                || alive(&connection).await
+            {
                 return result;
             }
             tries += 1;

@@ -9,16 +9,14 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::Pool;
-
-use super::Lsn;
+use super::{Lsn, pool::Pooled};
 
 /// One replica and what the last check found.
 #[derive(Debug)]
 pub(super) struct Replica {
     /// `host:port`, the label its metrics carry.
     pub(super) name: String,
-    pub(super) pool: Pool,
+    pub(super) pool: Pooled,
     healthy: AtomicBool,
     replayed: AtomicU64,
 }
@@ -32,7 +30,7 @@ pub(super) struct Replicas {
 }
 
 impl Replicas {
-    pub(super) fn new(members: Vec<(String, Pool)>, max_lag: Duration) -> Self {
+    pub(super) fn new(members: Vec<(String, Pooled)>, max_lag: Duration) -> Self {
         Self {
             members: members
                 .into_iter()
@@ -79,9 +77,9 @@ impl Replicas {
     }
 
     /// One round of checks against the primary's current WAL position.
-    pub(super) async fn check(&self, primary: &Pool) {
+    pub(super) async fn check(&self, primary: &Pooled) {
         let primary_lsn = async {
-            let client = primary.get().await.ok()?;
+            let client = primary.acquire("session").await.ok()?;
             let row = client
                 .query_one("SELECT pg_current_wal_lsn()::text", &[])
                 .await
@@ -90,10 +88,8 @@ impl Replicas {
         }
         .await;
         for replica in &self.members {
-            let observed = tokio::time::timeout(Duration::from_secs(1), observe(&replica.pool))
-                .await
-                .ok()
-                .flatten();
+            // Bounded by the pool's acquire timeout and statement deadline.
+            let observed = observe(&replica.pool).await;
             let healthy = match observed {
                 Some(seen) => {
                     replica.replayed.store(seen.replayed.0, Relaxed);
@@ -136,8 +132,8 @@ struct Observed {
     since_replay_secs: f64,
 }
 
-async fn observe(pool: &Pool) -> Option<Observed> {
-    let client = pool.get().await.ok()?;
+async fn observe(pool: &Pooled) -> Option<Observed> {
+    let client = pool.acquire_within("replica", Duration::ZERO).await.ok()?;
     let row = client
         .query_one(
             "SELECT pg_is_in_recovery(),
@@ -161,11 +157,19 @@ mod tests {
     fn replicas(n: usize) -> Replicas {
         let pools = (0..n)
             .map(|i| {
-                let config: tokio_postgres::Config =
-                    "postgres://keel@127.0.0.1:1/keel".parse().unwrap();
-                let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
-                let pool = Pool::builder(manager).max_size(1).build().unwrap();
-                (format!("replica{i}"), pool)
+                let config: crate::config::DbConfig = crate::config::defaults().unwrap();
+                let pool = super::super::pool::pool(
+                    "postgres://keel@127.0.0.1:1/keel",
+                    "KEEL_DATABASE_REPLICA_URLS",
+                    1,
+                    &config,
+                    ("replica", false),
+                )
+                .unwrap();
+                (
+                    format!("replica{i}"),
+                    Pooled::new(pool, None, &config, None),
+                )
             })
             .collect();
         Replicas::new(pools, Duration::from_secs(5))

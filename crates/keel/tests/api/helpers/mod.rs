@@ -2,6 +2,7 @@
 
 mod cluster;
 mod order_set;
+pub mod relay;
 mod setup;
 pub mod shoppers;
 
