@@ -2,13 +2,31 @@
 # and open-loop latency from both `keel bench run` and oha at the same rate, all sent from
 # the load generator's host. Source after lib.sh, services.sh and topology.sh.
 
-# cpu_mark: remembers every host's CPU seconds so far (cpu_since reads the difference).
+# cpu_mark: remembers every host's CPU seconds so far, and the machine's busy and total
+# jiffies (cpu_since and machine_busy_since read the differences).
 declare -A cpu_marks=()
 cpu_mark_at=0
+machine_mark=""
 cpu_mark() {
     local name rest
     while read -r name rest; do cpu_marks[$name]=$(lab_cpu_seconds "$name"); done <"$lab_dir/hosts"
     cpu_mark_at=$(date +%s.%N)
+    machine_mark=$(machine_jiffies)
+}
+
+# machine_jiffies: "busy total" jiffies of every core so far (/proc/stat; idle and iowait
+# are not busy). Softirq work (the bridge's packets) is busy here and in no host's cgroup.
+machine_jiffies() {
+    awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+
+# machine_busy_since: cores the whole machine kept busy since cpu_mark (2.00 = both of two).
+machine_busy_since() {
+    local busy0 total0 busy1 total1
+    read -r busy0 total0 <<<"$machine_mark"
+    read -r busy1 total1 < <(machine_jiffies)
+    awk -v b="$((busy1 - busy0))" -v t="$((total1 - total0))" -v n="$(nproc)" \
+        'BEGIN { printf "%.2f", t > 0 ? n * b / t : 0 }'
 }
 
 # cpu_since HOST: the share of a core HOST used since cpu_mark (0.25 = a quarter of a core).
@@ -41,11 +59,15 @@ warm_l1() {
 # "bench_p50 bench_p99 bench_late_p99 oha_p50 oha_p99 errors".
 bench_pages() {
     local rate=$1 json="$lab_dir/bench-$1.json" oha="$lab_dir/oha-$1.json" seconds=${FLEET_BENCH_SECONDS:-10}
+    # The same cap on requests in flight for both: with fewer, a tail past connections ÷ rate
+    # queues in the generator, and latency correction counts that wait.
+    local in_flight=256
     lab_exec loadgen "$keel_bin" bench run --url http://lb:8080 --scenario pages --rate "$rate" \
-        --duration "${seconds}s" --warm-up 3s --products "$hot_products" --json "$json" >/dev/null 2>&1
-    lab_exec loadgen oha --no-tui --output-format json -z 3s -c 64 -q "$rate" \
+        --duration "${seconds}s" --warm-up 3s --concurrency "$in_flight" --products "$hot_products" \
+        --json "$json" >/dev/null 2>&1
+    lab_exec loadgen oha --no-tui --output-format json -z 3s -c "$in_flight" -q "$rate" \
         --rand-regex-url "http://lb:8080/products/[1-9][0-9]{0,2}" >/dev/null 2>&1
-    lab_exec loadgen oha --no-tui --output-format json -z "${seconds}s" -c 64 -q "$rate" \
+    lab_exec loadgen oha --no-tui --output-format json -z "${seconds}s" -c "$in_flight" -q "$rate" \
         --latency-correction --rand-regex-url "http://lb:8080/products/[1-9][0-9]{0,2}" >"$oha" 2>/dev/null
     python3 - "$json" "$oha" <<'PY'
 import json, sys

@@ -1,5 +1,6 @@
 //! What a run saw, per operation: latencies in an HdrHistogram (microseconds, 3 significant
-//! digits, up to a minute), answers by status, and requests that got none.
+//! digits, up to a minute), answers by status, requests that got none (by why), and reads
+//! sent again because a kept-alive connection closed under them.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -15,6 +16,8 @@ pub struct Record {
     latency: Histogram<u64>,
     statuses: BTreeMap<u16, u64>,
     failed: u64,
+    failures: BTreeMap<String, u64>,
+    resent: u64,
 }
 
 impl Default for Record {
@@ -24,6 +27,8 @@ impl Default for Record {
                 .expect("bounds of 1 µs to a minute at 3 digits are valid"),
             statuses: BTreeMap::new(),
             failed: 0,
+            failures: BTreeMap::new(),
+            resent: 0,
         }
     }
 }
@@ -36,6 +41,16 @@ pub struct Summary {
     pub statuses: BTreeMap<u16, u64>,
     /// Requests that got no answer (refused, reset, timed out).
     pub failed: u64,
+    /// The same by why: `timeout`, `connect` (refused or unreachable), `closed` or `reset`
+    /// (the connection closed, or was reset, before an answer), or the innermost error's
+    /// own words.
+    pub failures: BTreeMap<String, u64>,
+    /// Reads (GET) sent a second time because the kept-alive connection they went out on
+    /// closed or was reset before any answer: the race every HTTP/1.1 client meets when a
+    /// server or balancer closes an idle connection as a request leaves (nginx's old workers
+    /// do on every reload), which RFC 9110 (9.2.2) lets a client retry for an idempotent
+    /// method, as browsers do. Counted in its latency, not as a failure.
+    pub resent: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -50,10 +65,21 @@ impl Record {
         self.latency_of(latency);
     }
 
-    /// A request that got no answer after `latency`.
-    pub fn failed(&mut self, latency: Duration) {
+    /// A request that got no answer after `latency`, for the reason `why`.
+    pub fn failed(&mut self, why: &str, latency: Duration) {
         self.failed += 1;
+        match self.failures.get_mut(why) {
+            Some(count) => *count += 1,
+            None => {
+                self.failures.insert(why.to_owned(), 1);
+            }
+        }
         self.latency_of(latency);
+    }
+
+    /// A read sent again after its connection closed unanswered.
+    pub fn resent(&mut self) {
+        self.resent += 1;
     }
 
     /// A duration with no answer to it (how late an arrival was handed over).
@@ -74,6 +100,10 @@ impl Record {
             *self.statuses.entry(*status).or_default() += count;
         }
         self.failed += other.failed;
+        for (why, count) in &other.failures {
+            *self.failures.entry(why.clone()).or_default() += count;
+        }
+        self.resent += other.resent;
         // Same bounds on both sides: adding cannot fail.
         let _ = self.latency.add(&other.latency);
     }
@@ -94,6 +124,8 @@ impl Record {
             requests: self.requests(),
             statuses: self.statuses.clone(),
             failed: self.failed,
+            failures: self.failures.clone(),
+            resent: self.resent,
             p50_ms: ms(0.5),
             p95_ms: ms(0.95),
             p99_ms: ms(0.99),
@@ -128,12 +160,18 @@ mod tests {
         a.answered(200, Duration::from_millis(1));
         a.answered(503, Duration::from_millis(2));
         b.answered(200, Duration::from_millis(3));
-        b.failed(Duration::from_secs(5));
+        b.failed("timeout", Duration::from_secs(5));
+        b.resent();
         a.merge(&b);
         let summary = a.summary();
         assert_eq!(summary.requests, 4);
         assert_eq!(summary.statuses, BTreeMap::from([(200, 2), (503, 1)]));
         assert_eq!(summary.failed, 1);
+        assert_eq!(
+            summary.failures,
+            BTreeMap::from([("timeout".to_owned(), 1)])
+        );
+        assert_eq!(summary.resent, 1);
         assert_eq!(a.succeeded(), 2);
         // The unanswered request's wait counts in the tail: it is what its client saw.
         assert!(summary.max_ms >= 4990.0);

@@ -52,15 +52,28 @@ pub fn table(report: &Report) -> String {
             .iter()
             .map(|(code, n)| format!("{code}: {n}"))
             .collect();
+        let why: Vec<String> = s
+            .failures
+            .iter()
+            .map(|(why, n)| format!("{why} {n}"))
+            .chain(
+                (s.resent > 0).then(|| format!("GETs resent on a closed connection {}", s.resent)),
+            )
+            .collect();
         out += &format!(
-            "{operation:<22} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}\n",
+            "{operation:<22} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9}  {}{}\n",
             s.requests,
             s.p50_ms,
             s.p95_ms,
             s.p99_ms,
             s.p999_ms,
             s.failed,
-            statuses.join(", ")
+            statuses.join(", "),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join(", "))
+            }
         );
     }
     out += &format!(

@@ -11,6 +11,7 @@
 //! the server, is the bottleneck.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -62,6 +63,8 @@ struct Records {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub http: reqwest::Client,
+    /// A client that keeps no connection: a resent read goes out on a new one.
+    fresh: reqwest::Client,
     pub base: Arc<str>,
     records: Arc<Mutex<Records>>,
 }
@@ -73,8 +76,14 @@ impl Client {
             .pool_max_idle_per_host(config.concurrency)
             .tcp_nodelay(true)
             .build()?;
+        let fresh = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .pool_max_idle_per_host(0)
+            .tcp_nodelay(true)
+            .build()?;
         Ok(Self {
             http,
+            fresh,
             base: base.trim_end_matches('/').into(),
             records: Arc::new(Mutex::new(Records {
                 start: Instant::now(),
@@ -90,18 +99,42 @@ impl Client {
 
     /// Sends `request`, records its answer under `operation` with its latency from `since`,
     /// and returns the answer's status and body (None when there was no answer).
+    ///
+    /// A GET whose connection closes or resets before any answer is sent once more, on a
+    /// new connection: a balancer's reload closes every idle connection at once, so the next
+    /// one in the pool may be closing too (see [`Summary::resent`](crate::record::Summary)).
     pub async fn send(
         &self,
         operation: &'static str,
         since: Instant,
         request: reqwest::RequestBuilder,
     ) -> Option<(u16, bytes::Bytes)> {
-        let answer = match request.send().await {
+        let (client, request) = request.build_split();
+        let mut resent = false;
+        let answer = match request {
+            Err(e) => Err(e),
+            Ok(request) => {
+                let again = (request.method() == reqwest::Method::GET)
+                    .then(|| request.try_clone())
+                    .flatten();
+                match (client.execute(request).await, again) {
+                    (Err(e), Some(again)) if connection_lost(&failure(&e)) => {
+                        resent = true;
+                        self.fresh.execute(again).await
+                    }
+                    (answer, _) => answer,
+                }
+            }
+        };
+        let answer = match answer {
             Ok(response) => {
                 let status = response.status().as_u16();
-                response.bytes().await.ok().map(|body| (status, body))
+                match response.bytes().await {
+                    Ok(body) => Ok((status, body)),
+                    Err(e) => Err(failure(&e)),
+                }
             }
-            Err(_) => None,
+            Err(e) => Err(failure(&e)),
         };
         let latency = since.elapsed();
         let mut records = self.lock();
@@ -115,11 +148,14 @@ impl Client {
             &mut records.by_second[second],
         ] {
             match &answer {
-                Some((status, _)) => record.answered(*status, latency),
-                None => record.failed(latency),
+                Ok((status, _)) => record.answered(*status, latency),
+                Err(why) => record.failed(why, latency),
+            }
+            if resent {
+                record.resent();
             }
         }
-        answer
+        answer.ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
@@ -141,6 +177,42 @@ impl Client {
             std::mem::take(&mut records.by_second),
         )
     }
+}
+
+/// Why a request got no answer (the keys of `Summary::failures`): `timeout`, `connect`,
+/// `closed` (a FIN before the answer), `reset` (an RST), else the innermost error's words.
+fn failure(e: &reqwest::Error) -> Cow<'static, str> {
+    if e.is_timeout() {
+        return "timeout".into();
+    }
+    if e.is_connect() {
+        return "connect".into();
+    }
+    let mut innermost: &dyn std::error::Error = e;
+    while let Some(cause) = innermost.source() {
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return "closed".into();
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        }) {
+            return "reset".into();
+        }
+        innermost = cause;
+    }
+    innermost.to_string().into()
+}
+
+/// Whether a request that failed so may be sent again if it is a read: its connection went
+/// away (a FIN, or an RST when the peer closed it with the request unread) before answering.
+fn connection_lost(why: &str) -> bool {
+    matches!(why, "closed" | "reset")
 }
 
 /// What one run measured.
