@@ -16,6 +16,14 @@
 #   scripts/fleet.sh hosts             the running lab's hosts: name, address, CPU, memory
 #   scripts/fleet.sh clean             tears down every lab whose script has died
 #
+# Network faults in the running lab (scripts/fleet/nemesis.sh), each healed by itself after
+# SECS (30 by default; 0 for never) and with the lab; groups are comma-separated hosts:
+#   scripts/fleet.sh partition A,B C,D [SECS]   no packet between the two groups, either way
+#   scripts/fleet.sh blackhole FROM TO [SECS]   FROM's packets to TO dropped, one way
+#   scripts/fleet.sh loss A B PERCENT [SECS]    a share of the packets between A and B dropped
+#   scripts/fleet.sh slow HOST RATE [SECS]      HOST's link capped at RATE (tc tbf: 1mbit)
+#   scripts/fleet.sh heal [FAULT]               one fault (the number each prints), or all
+#
 # Every host's share is a setting: FLEET_API_CPU (0.05 of a core), FLEET_LB_CPU (0.7),
 # FLEET_LOADGEN_CPU (0.6), FLEET_DB_CPU (0.5), FLEET_OTHER_CPU (0.2); FLEET_API_RATE caps
 # each API host's link (tc tbf, e.g. 100mbit; none by default). A lab tears down everything
@@ -32,6 +40,7 @@ source scripts/fleet/lib.sh
 source scripts/fleet/services.sh
 source scripts/fleet/topology.sh
 source scripts/fleet/measure.sh
+source scripts/fleet/nemesis.sh
 
 # The running lab a command is for: FLEET_ID, or the newest whose script still runs.
 attach() {
@@ -99,8 +108,28 @@ hosts)
 clean)
     lab_clean
     ;;
+partition)
+    attach
+    nemesis_partition "${2//,/ }" "${3//,/ }" "${4:-30}"
+    ;;
+blackhole)
+    attach
+    nemesis_blackhole "$2" "$3" "${4:-30}"
+    ;;
+loss)
+    attach
+    nemesis_loss "$2" "$3" "$4" "${5:-30}"
+    ;;
+slow)
+    attach
+    nemesis_slow "$2" "$3" "${4:-30}"
+    ;;
+heal)
+    attach
+    nemesis_heal "${2:-}"
+    ;;
 *)
-    sed -n '2,27p' "$0" >&2
+    sed -n '2,31p' "$0" >&2
     exit 2
     ;;
 esac

@@ -153,7 +153,11 @@ lab_teardown() {
     mkdir -p "$fleet_root"
     (
         flock 9
-        local cg ns pids controller signal
+        local cg ns pids controller signal timer
+        # The nemesis's timers live in sessions of their own, outside the lab's cgroups.
+        for timer in "$fleet_root/$id"/nemesis-timer-*; do
+            [ -f "$timer" ] && kill "$(cat "$timer")" 2>/dev/null
+        done
         for signal in TERM KILL; do
             pids=$(cat "$cgroup_root"/cpu/keel-fleet/"$id"/*/cgroup.procs 2>/dev/null || true)
             for ns in $(ip netns list | awk -v p="keel-$id-" 'index($1, p) == 1 { print $1 }'); do

@@ -26,7 +26,7 @@ machine_busy_since() {
     read -r busy0 total0 <<<"$machine_mark"
     read -r busy1 total1 < <(machine_jiffies)
     awk -v b="$((busy1 - busy0))" -v t="$((total1 - total0))" -v n="$(nproc)" \
-        'BEGIN { printf "%.2f", t > 0 ? n * b / t : 0 }'
+        'BEGIN { printf "%.2f", (t > 0 ? n * b / t : 0) }'
 }
 
 # cpu_since HOST: the share of a core HOST used since cpu_mark (0.25 = a quarter of a core).

@@ -28,9 +28,26 @@ run (KEEL_CACHE_L1_TTL=10m). Throughput from wrk (closed loop, 64 connections, $
 then at 70 % of it, open loop, \`keel bench run\` (after a 3 s warm-up) and oha
 (\`--latency-correction\`) at the same rate on the same target.
 
+MD
+    # One host's capacity is the mean of four, each measured alone: hosts at the same quota
+    # differ by up to a fifth here from one measurement to the next, and a single one as
+    # the baseline would put that spread into every ratio.
+    local singles=() single
+    for i in 1 2 3 4; do
+        fleet_nginx_upstreams lb "api$i" 2>/dev/null
+        warm_l1 "api$i"
+        loadgen_wrk 2 http://lb:8080 >/dev/null
+        read -r single errors < <(loadgen_wrk "$seconds" http://lb:8080)
+        singles+=("$single")
+    done
+    one=$(printf '%s\n' "${singles[@]}" | awk '{ s += $1 } END { printf "%d", s / NR }')
+    echo "One API host alone, each of api1–api4: ${singles[*]} reads/s; their mean, $one, is \"one host\" below."
+    cat <<MD
+
 | API hosts | reads/s | per host | vs N × one host | API hosts' CPU (each, mean) | nginx CPU | load generator CPU | machine busy (cores of $(nproc)) | non-2xx | at 70 %: keel bench p50 / p99 | its lateness p99 | oha p50 / p99 |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 MD
+    points=("1 $one")
     for n in 1 2 4 8; do
         apis=()
         for i in $(seq "$n"); do apis+=("api$i"); done
@@ -42,14 +59,13 @@ MD
         local api_cpu lb_cpu gen_cpu busy
         api_cpu=$(cpu_since_hosts "${apis[@]}" | awk '{ for (i = 1; i <= NF; i++) s += $i; printf "%.3f", s / NF }')
         lb_cpu=$(cpu_since lb) gen_cpu=$(cpu_since loadgen) busy=$(machine_busy_since)
-        [ -n "$one" ] || one=$rps
         local rate b50 b99 late o50 o99 open_errors
         rate=$((rps * 7 / 10))
         read -r b50 b99 late o50 o99 open_errors < <(bench_pages "$rate")
         printf '| %d | %d | %d | %s | %s | %s | %s | %s | %d | %s / %s ms | %s ms | %s / %s ms |\n' \
             "$n" "$rps" $((rps / n)) "$(awk -v r="$rps" -v o="$one" -v n="$n" 'BEGIN { printf "%.2f×", r / (n * o) }')" \
             "$api_cpu" "$lb_cpu" "$gen_cpu" "$busy" $((errors + open_errors)) "$b50" "$b99" "$late" "$o50" "$o99"
-        points+=("$n $rps")
+        [ "$n" = 1 ] || points+=("$n $rps")
     done
     scaling_json reads "${points[@]}"
     echo

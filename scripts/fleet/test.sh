@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Tests of the fleet lab's own pieces, the ones that can fail: hosts that find each other by
 # name (their subnet only inside the lab), a CPU quota that holds a busy loop to
-# its share, and a lab that leaves nothing behind — after a normal exit, after a failure,
-# and after its script is killed with SIGKILL. Run as root from anywhere; scripts/test.sh
-# runs it.
+# its share, the nemesis's faults (a partition both ways that heals by itself, a one-way
+# blackhole, a share of packets lost, a slowed link restored), and a lab that leaves nothing
+# behind — after a normal exit, after a failure, and after its script is killed with
+# SIGKILL. Run as root from anywhere; scripts/test.sh runs it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/setup.sh
 command -v ip >/dev/null 2>&1 || apt_install iproute2
+command -v iptables >/dev/null 2>&1 || apt_install iptables
+command -v ping >/dev/null 2>&1 || apt_install iputils-ping
 source scripts/fleet/lib.sh
+source scripts/fleet/nemesis.sh
 
 failures=0
 pass() { printf 'fleet test %-52s ok\n' "$1"; }
@@ -30,6 +34,7 @@ wait_gone() {
     lab_create
     lab_host a 0.3 128M
     lab_host b 0.5 128M 20mbit
+    lab_host c 0.2 64M
     echo "$lab_id" >"${TMPDIR:-/tmp}/keel-fleet-test-id"
 
     name="a host finds another by name and reaches it"
@@ -74,6 +79,68 @@ wait_gone() {
         pass "$name ($(awk -v s="$speed" 'BEGIN { printf "%.1f", s * 8 / 1e6 }') Mbit/s at a cap of 20)"
     else
         fail "$name" "downloaded at $speed bytes/s through a 20mbit cap"
+    fi
+
+    # reaches FROM TO PORT: whether FROM gets an HTTP answer from TO within a second.
+    reaches() { [ "$(lab_exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$2:$3/")" = 200 ]; }
+    lab_run a python3 -m http.server --bind "$(lab_addr a)" 8002
+    lab_wait_tcp b a 8002 10 >/dev/null 2>&1 || true
+
+    name="a partition cuts both ways, spares others, heals by itself"
+    fault=$(nemesis_partition a b 3 2>/dev/null)
+    if reaches a b 8000; then fail "$name" "a still reaches b"
+    elif reaches b a 8002; then fail "$name" "b still reaches a"
+    elif ! reaches c b 8000; then fail "$name" "c, outside the partition, no longer reaches b"
+    else
+        sleep 3.5
+        if reaches a b 8000 && reaches b a 8002; then pass "$name (fault $fault)"
+        else fail "$name" "not healed 3.5 s after a 3 s partition: $(cat "$lab_dir/nemesis" 2>/dev/null)"; fi
+    fi
+
+    name="a blackhole drops one way until healed"
+    # The echo requests a host has received, from its namespace's ICMP counters.
+    in_echos='/^Icmp:/ { if (!c) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else { print $c; exit } }'
+    fault=$(nemesis_blackhole a b 0 2>/dev/null)
+    # b's packets still reach a: a ping from b goes out, and a's reply is what is dropped, so
+    # the one-way rule shows as an echo a receives (its counter) and b never hears back.
+    before=$(ip netns exec "$(lab_ns a)" awk "$in_echos" /proc/net/snmp)
+    lab_exec b ping -c 3 -i 0.2 -W 1 -q a >/dev/null 2>&1 && answered=yes || answered=no
+    after=$(ip netns exec "$(lab_ns a)" awk "$in_echos" /proc/net/snmp)
+    if reaches a b 8000; then fail "$name" "a still reaches b"
+    elif [ "$answered" = yes ]; then fail "$name" "b heard a's echo replies"
+    elif [ "$((after - before))" -lt 3 ]; then fail "$name" "a received $((after - before)) of b's 3 pings"
+    elif ! reaches c b 8000; then fail "$name" "c no longer reaches b"
+    else
+        nemesis_heal "$fault" 2>/dev/null
+        if reaches a b 8000; then pass "$name"; else fail "$name" "still cut after heal"; fi
+    fi
+
+    name="a lossy link drops its share of packets"
+    fault=$(nemesis_loss a c 30 0 2>/dev/null)
+    received=$(lab_exec a ping -c 400 -i 0.005 -W 1 -q c 2>/dev/null | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+    nemesis_heal "$fault" 2>/dev/null
+    # 30 % each way: an echo and its reply both pass 0.7 × 0.7 = 49 % of the time.
+    if awk -v r="${received:-0}" 'BEGIN { exit !(r >= 140 && r <= 252) }'; then
+        pass "$name ($received of 400 echoes answered at 30 % each way; 196 expected)"
+    else
+        fail "$name" "${received:-no} of 400 echoes answered at 30 % loss each way (196 expected)"
+    fi
+    after_heal=$(lab_exec a ping -c 100 -i 0.005 -W 1 -q c 2>/dev/null | sed -n 's/.* \([0-9]*\) received.*/\1/p')
+    [ "${after_heal:-0}" = 100 ] || fail "$name" "after healing ${after_heal:-no} of 100 echoes answered"
+
+    name="a slowed link is capped, then restored to its own cap"
+    fault=$(nemesis_slow b 4mbit 0 2>/dev/null)
+    lab_exec b bash -c "head -c 1000000 /dev/zero > /tmp/keel-fleet-blob-$lab_id"
+    slow=$(lab_exec a curl -s -o /dev/null -w '%{speed_download}' --max-time 10 "http://b:8001/keel-fleet-blob-$lab_id")
+    nemesis_heal "$fault" 2>/dev/null
+    lab_exec b bash -c "head -c 5000000 /dev/zero > /tmp/keel-fleet-blob-$lab_id"
+    restored=$(lab_exec a curl -s -o /dev/null -w '%{speed_download}' --max-time 10 "http://b:8001/keel-fleet-blob-$lab_id")
+    rm -f "/tmp/keel-fleet-blob-$lab_id"
+    # 4 Mbit/s is 0.5 MB/s; b's own cap, 20 Mbit/s, 2.5 MB/s.
+    if awk -v s="$slow" -v r="$restored" 'BEGIN { exit !(s > 0.3e6 && s < 0.56e6 && r > 1.5e6 && r < 2.8e6) }'; then
+        pass "$name ($(awk -v s="$slow" -v r="$restored" 'BEGIN { printf "%.1f, then %.1f", s * 8 / 1e6, r * 8 / 1e6 }') Mbit/s)"
+    else
+        fail "$name" "$slow bytes/s at 4mbit, $restored after healing to b's 20mbit"
     fi
     exit "$failures"
 ) || failures=$?

@@ -24,12 +24,24 @@ impl Db {
         Fut: Future<Output = Result<T, E>>,
         E: From<InfraError> + AsInfra,
     {
+        self.read_on(token, |connection, _| read(connection)).await
+    }
+
+    /// [`Db::with_read`], telling `read` where it runs.
+    async fn read_on<T, E, F, Fut>(&self, token: Option<Lsn>, read: F) -> Result<T, E>
+    where
+        F: Fn(Arc<Connection>, Target) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<InfraError> + AsInfra,
+    {
         if let Some(replica) = self.inner.replicas.pick(token) {
+            // Loaded before the read starts, so what it reads is at least this new.
+            let replayed = replica.replayed();
             // A replica that cannot be reached is skipped at once: the primary can serve.
             match replica.pool.acquire_within("replica", Duration::ZERO).await {
                 Ok(connection) => {
                     let connection = Arc::new(connection);
-                    let result = read(connection.clone()).await;
+                    let result = read(connection.clone(), Target::Replica(replayed)).await;
                     let failure = result.as_ref().err().and_then(AsInfra::as_infra);
                     let Some(failure) = failure else {
                         metrics::counter!("keel_db_reads_total", "target" => "replica")
@@ -62,7 +74,7 @@ impl Db {
         let mut tries = 1;
         loop {
             let connection = Arc::new(self.read().await?);
-            let result = read(connection.clone()).await;
+            let result = read(connection.clone(), Target::Primary).await;
             // A server that stopped answering is not asked again: the read has used its
             // deadline, and the breaker now speaks for the server.
             if result.is_ok()
@@ -100,15 +112,29 @@ impl Db {
             return Ok((value, as_of));
         }
         let read = &read;
-        self.with_read(token, |connection: Arc<Connection>| async move {
-            // Read before the query, so the query's snapshot is at least this new. Wherever
-            // it runs, it also has `token` (that is how the server was chosen).
-            let as_of = visible_position(&connection).await?;
+        self.read_on(token, |connection: Arc<Connection>, target| async move {
+            let as_of = match target {
+                // As far as the replica had replayed when last checked (every 250 ms), read
+                // before the query began: a lower bound that costs no second statement, and
+                // a cache entry that claims less than it has is only refreshed sooner.
+                Target::Replica(replayed) => replayed,
+                // Read before the query, so the query's snapshot is at least this new.
+                Target::Primary => visible_position(&connection).await?,
+            };
+            // Wherever it runs, it also has `token` (that is how the server was chosen).
             let as_of = token.map_or(as_of, |token| as_of.max(token));
             Ok((read(connection).await?, as_of))
         })
         .await
     }
+}
+
+/// Where a read runs.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// A replica that had replayed this far at its last check.
+    Replica(Lsn),
+    Primary,
 }
 
 /// Tries of a read whose connections die under it.

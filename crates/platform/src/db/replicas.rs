@@ -21,6 +21,13 @@ pub(super) struct Replica {
     replayed: AtomicU64,
 }
 
+impl Replica {
+    /// How far it had replayed at its last check.
+    pub(super) fn replayed(&self) -> Lsn {
+        Lsn(self.replayed.load(Relaxed))
+    }
+}
+
 /// Every configured replica.
 #[derive(Debug, Default)]
 pub(super) struct Replicas {
