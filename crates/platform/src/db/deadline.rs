@@ -1,6 +1,8 @@
 //! Bounded waits on PostgreSQL: every statement has a deadline of its own, enforced here
 //! rather than by the server, and a breaker per pool turns a server that stopped answering
-//! into an immediate refusal instead of a wait per request.
+//! into an immediate refusal instead of a wait per request. Only silence (no answer within
+//! the deadline, a connection attempt that times out) opens it: a refused or closed
+//! connection is a fast failure the pools already retry.
 //!
 //! The server's `statement_timeout` cannot fire on a statement it never received: when the
 //! network drops packets or the server hangs, only the client can stop waiting. A statement
@@ -53,15 +55,6 @@ impl QueryError {
             Self::NoAnswer(_) => None,
         }
     }
-
-    /// Whether the server (or the network to it) failed, rather than the statement: what
-    /// counts against the breaker.
-    fn is_unreachable(&self) -> bool {
-        match self {
-            Self::Postgres(e) => e.as_db_error().is_none(),
-            Self::NoAnswer(_) => true,
-        }
-    }
 }
 
 /// A pool's deadline for each statement and the breaker its outcomes feed.
@@ -110,9 +103,13 @@ impl Watch {
                 Err(QueryError::NoAnswer(self.deadline))
             }
         };
+        // Only silence counts against the breaker: a connection closed under a statement
+        // (a pooler or server restarting) fails fast, and the reads' retry and the acquire's
+        // retry ride it out; opening the breaker on it would refuse what they can serve.
         if let Some(breaker) = &self.breaker {
             match &result {
-                Err(e) if e.is_unreachable() => breaker.record_failure(),
+                Err(QueryError::NoAnswer(_)) => breaker.record_failure(),
+                Err(QueryError::Postgres(e)) if e.as_db_error().is_none() => {}
                 _ => breaker.record_success(),
             }
         }

@@ -123,8 +123,9 @@ impl Pooled {
         let taking = async {
             loop {
                 match self.pool.get().await {
+                    // Refused: a fast answer, tried again below (a pooler restarting), and
+                    // no evidence of silence for the breaker.
                     Err(PoolError::Backend(e)) if e.code().is_none() => {
-                        self.watch.unreachable();
                         let delay = backoff.next_delay();
                         if started.elapsed() + delay > retry_for {
                             break Err(PoolError::Backend(e));
@@ -133,6 +134,7 @@ impl Pooled {
                             .increment(1);
                         tokio::time::sleep(delay).await;
                     }
+                    // No answer to a connection attempt: what the breaker is for.
                     Err(PoolError::Timeout(TimeoutType::Create)) => {
                         self.watch.unreachable();
                         break Err(PoolError::Timeout(TimeoutType::Create));
