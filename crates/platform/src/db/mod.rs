@@ -80,6 +80,8 @@ impl Db {
                     reason: e.to_string(),
                 })?;
         primary.application_name(&name);
+        // The statement describer's session, the one connection outside the pools.
+        pool::watch_the_network(&mut primary, config);
         let pooled = config.pooling == Pooling::Transaction;
         // One describer for the pools through the pooler: statement types are the server's.
         let describer = pooled.then(|| Arc::new(Describer::new(primary)));

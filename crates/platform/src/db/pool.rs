@@ -187,15 +187,7 @@ pub(super) fn pool(
             config.statement_timeout.as_millis()
         ));
     }
-    pg.connect_timeout(config.acquire_timeout);
-    // A server that vanished from the network is found by the kernel in seconds: data it
-    // does not acknowledge within the deadline, or an idle connection it stops answering
-    // probes on, closes the socket, and the pool opens a new one.
-    pg.tcp_user_timeout(config.statement_deadline());
-    pg.keepalives(true)
-        .keepalives_idle(Duration::from_secs(5))
-        .keepalives_interval(Duration::from_secs(1))
-        .keepalives_retries(3);
+    watch_the_network(&mut pg, config);
     let manager = Manager(deadpool_postgres::Manager::from_config(
         pg,
         NoTls,
@@ -213,4 +205,17 @@ pub(super) fn pool(
             setting,
             reason: e.to_string(),
         })
+}
+
+/// A connection's timeouts: opening it within the acquire timeout, and a server that
+/// vanished from the network found by the kernel in seconds — data it does not acknowledge
+/// within the statement deadline, or an idle connection it stops answering probes on,
+/// closes the socket, and a new one is opened.
+pub(super) fn watch_the_network(pg: &mut tokio_postgres::Config, config: &DbConfig) {
+    pg.connect_timeout(config.acquire_timeout);
+    pg.tcp_user_timeout(config.statement_deadline());
+    pg.keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(1))
+        .keepalives_retries(3);
 }
