@@ -9,7 +9,6 @@
 //! own on the primary, and cached.
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{
         Arc,
@@ -18,7 +17,6 @@ use std::{
 };
 
 use deadpool_postgres::GenericClient as _;
-use tokio::sync::Mutex;
 use tokio_postgres::{
     Error, Row, Statement,
     types::{ToSql, Type},
@@ -26,7 +24,9 @@ use tokio_postgres::{
 
 use super::{
     deadline::{QueryError, Watch},
+    describer::Describer,
     pool::{Conn, Manager},
+    statement::{Prepared, Query, QueryRef},
 };
 
 /// How statements reach PostgreSQL (`KEEL_DATABASE_POOLING`).
@@ -40,95 +40,6 @@ pub enum Pooling {
     /// Through a transaction-mode pooler (PgBouncer's `pool_mode = transaction`): unnamed
     /// statements, and the statement timeout set in each transaction.
     Transaction,
-}
-
-/// A statement ready to run on one connection.
-#[derive(Debug, Clone)]
-pub enum Prepared {
-    /// Prepared on this connection, cached by it.
-    Named(Statement),
-    /// Sent with its text each time.
-    Unnamed { sql: Arc<str>, types: Arc<[Type]> },
-}
-
-/// Learns statements' parameter types on a session of its own, once per text.
-#[derive(Debug)]
-pub(crate) struct Describer {
-    config: tokio_postgres::Config,
-    session: Mutex<Option<tokio_postgres::Client>>,
-    known: std::sync::RwLock<HashMap<String, Arc<[Type]>>>,
-}
-
-impl Describer {
-    pub(crate) fn new(config: tokio_postgres::Config) -> Self {
-        Self {
-            config,
-            session: Mutex::new(None),
-            known: std::sync::RwLock::new(HashMap::new()),
-        }
-    }
-
-    async fn types(&self, sql: &str) -> Result<Arc<[Type]>, Error> {
-        if let Some(types) = self
-            .known
-            .read()
-            .ok()
-            .and_then(|known| known.get(sql).cloned())
-        {
-            return Ok(types);
-        }
-        let mut session = self.session.lock().await;
-        if session
-            .as_ref()
-            .is_none_or(tokio_postgres::Client::is_closed)
-        {
-            let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "statement describer's session ended");
-                }
-            });
-            *session = Some(client);
-        }
-        let Some(client) = session.as_ref() else {
-            unreachable!("connected above");
-        };
-        let types: Arc<[Type]> = client.prepare(sql).await?.params().into();
-        if let Ok(mut known) = self.known.write() {
-            known.insert(sql.to_owned(), types.clone());
-        }
-        Ok(types)
-    }
-}
-
-/// A statement to run: its text, or one [`Client::prepare_cached`] returned.
-pub trait Query: Sync {
-    fn as_query(&self) -> QueryRef<'_>;
-}
-
-/// What a [`Query`] is.
-#[derive(Debug, Clone, Copy)]
-pub enum QueryRef<'a> {
-    Text(&'a str),
-    Prepared(&'a Prepared),
-}
-
-impl Query for str {
-    fn as_query(&self) -> QueryRef<'_> {
-        QueryRef::Text(self)
-    }
-}
-
-impl Query for String {
-    fn as_query(&self) -> QueryRef<'_> {
-        QueryRef::Text(self)
-    }
-}
-
-impl Query for Prepared {
-    fn as_query(&self) -> QueryRef<'_> {
-        QueryRef::Prepared(self)
-    }
 }
 
 /// What runs statements: a pooled connection or a transaction on one. Written like

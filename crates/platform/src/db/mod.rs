@@ -3,18 +3,21 @@
 mod budget;
 mod client;
 mod deadline;
+mod describer;
 mod lsn;
 mod migrate;
 mod pool;
 mod read;
 mod replicas;
+mod statement;
 
 pub use budget::{Budget, FLEET_CHECK, Fleet, OverBudget};
 pub use lsn::{InvalidLsn, Lsn};
 
-pub use client::{Client, Connection, Pooling, Prepared, Transaction};
+pub use client::{Client, Connection, Pooling, Transaction};
 pub use deadline::{DEADLINE_MARGIN, QueryError};
 pub use migrate::{Migration, MigrationError, migrate};
+pub use statement::{Prepared, Query, QueryRef};
 
 use std::{
     future::Future,
@@ -25,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use client::Describer;
+use describer::Describer;
 use pool::{Pooled, SESSIONS, pool};
 use replicas::Replicas;
 

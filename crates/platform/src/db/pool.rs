@@ -13,7 +13,7 @@ use deadpool::managed::{self, Metrics, PoolError, RecycleError, RecycleResult, T
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use super::{Connection, DbConfigError, client::Describer, deadline::Watch};
+use super::{Connection, DbConfigError, deadline::Watch, describer::Describer};
 use crate::{InfraError, backoff::Backoff, config::DbConfig, metrics::HistogramFamily};
 
 /// Connections in the session pool (migrations, advisory locks, `COPY`) beside a
