@@ -56,7 +56,10 @@ async fn killing_the_worker_mid_saga_loses_no_order_and_repeats_no_step() {
     let (provider, app, product, customer) = slow_shop(Duration::from_millis(300)).await;
     let prefix = nats_prefix();
 
-    let mut worker = worker_process(&app, &nats_url(), &prefix, &provider.url(), &[]);
+    // Three at a time: the 30 sagas then take ten provider calls' time one after another,
+    // a window the kill lands in, where 64 at once would all end within one call's time.
+    let few = [("KEEL_BUS_CONCURRENCY", "3")];
+    let mut worker = worker_process(&app, &nats_url(), &prefix, &provider.url(), &few);
     let mut set = OrderSet::new(&[(product, 1000)]);
     let mut ids = Vec::new();
     for _ in 0..30 {
