@@ -73,6 +73,8 @@ impl From<tokio_postgres::Error> for InfraError {
                 || *c == SqlState::TOO_MANY_CONNECTIONS
                 || *c == SqlState::ADMIN_SHUTDOWN
                 || *c == SqlState::CANNOT_CONNECT_NOW
+                // A demoted primary: a failover is under way or just done.
+                || *c == SqlState::READ_ONLY_SQL_TRANSACTION
         );
         if e.is_closed() || overloaded || e.code().is_none() {
             Self::unavailable("postgres", e)

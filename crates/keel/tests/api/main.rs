@@ -13,6 +13,7 @@ mod connection_budget;
 mod deploy;
 mod diagnose;
 mod events;
+mod failover;
 mod features;
 mod ha_chaos;
 mod helpers;

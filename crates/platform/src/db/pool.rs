@@ -211,8 +211,13 @@ pub(super) fn pool(
 /// vanished from the network found by the kernel in seconds — data it does not acknowledge
 /// within the statement deadline, or an idle connection it stops answering probes on,
 /// closes the socket, and a new one is opened.
+///
+/// A URL naming several hosts (a primary that fails over, found with
+/// `target_session_attrs=read-write`) is tried host after host, each with its share of the
+/// acquire timeout: a silent first host must leave the next one time to answer.
 pub(super) fn watch_the_network(pg: &mut tokio_postgres::Config, config: &DbConfig) {
-    pg.connect_timeout(config.acquire_timeout);
+    let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    pg.connect_timeout(config.acquire_timeout / hosts);
     pg.tcp_user_timeout(config.statement_deadline());
     pg.keepalives(true)
         .keepalives_idle(Duration::from_secs(5))

@@ -1,12 +1,14 @@
 //! `spawn_app()` and the requests every test makes.
 
 mod cluster;
+mod formation;
 mod order_set;
 pub mod relay;
 mod setup;
 pub mod shoppers;
 
 pub use cluster::{Cluster, execute, text};
+pub use formation::Formation;
 pub use order_set::OrderSet;
 pub use setup::*;
 

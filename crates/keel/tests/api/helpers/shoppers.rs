@@ -26,6 +26,8 @@ pub struct Seen {
     /// Each request's (start, latency) in seconds since `started`; a POST's from its first
     /// try to its acknowledgement.
     timings: Mutex<Vec<(f64, f64)>>,
+    /// Each acknowledged POST's first try and acknowledgement, in seconds since `started`.
+    acknowledged_at: Mutex<Vec<(f64, f64)>>,
 }
 
 impl Seen {
@@ -38,6 +40,7 @@ impl Seen {
             acknowledged: Mutex::default(),
             failures: Mutex::default(),
             timings: Mutex::default(),
+            acknowledged_at: Mutex::default(),
         }
     }
 
@@ -67,6 +70,18 @@ impl Seen {
             window.len(),
             slowest * 1000.0
         )
+    }
+
+    /// When (seconds since the clients started) the first order sent after `at` was
+    /// acknowledged, counting a POST from its first try: the end of a write outage.
+    pub fn first_acknowledged_after(&self, at: f64) -> Option<f64> {
+        self.acknowledged_at
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(first_try, _)| *first_try >= at)
+            .map(|(_, done)| *done)
+            .reduce(f64::min)
     }
 
     /// Seconds since the clients started, to place a failure among the faults.
@@ -160,6 +175,11 @@ async fn place(
             let order: serde_json::Value = response.json().await.ok()?;
             let id = order["id"].as_i64()?;
             seen.took(first);
+            let started = |t: Instant| t.duration_since(seen.started).as_secs_f64();
+            seen.acknowledged_at
+                .lock()
+                .unwrap()
+                .push((started(first), seen.secs()));
             seen.acknowledged.lock().unwrap().push(id);
             seen.orders.fetch_add(1, Relaxed);
             return Some(id);
