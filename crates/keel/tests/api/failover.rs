@@ -155,3 +155,41 @@ async fn a_lost_primary_fails_over_and_no_acknowledged_order_is_lost() {
         "{write}"
     );
 }
+
+/// A commit that waits for a synchronous standby is not acknowledged while it waits: a
+/// cancelled wait is reported as a commit done (a warning is all that says otherwise), and a
+/// failover to that standby would then lose an order the client was told of. The server's
+/// statement timeout does not cancel it (it ends before the commit's work), and Keel sends
+/// no cancel request: past its deadline it abandons the connection and answers 503.
+#[tokio::test]
+async fn an_order_no_standby_has_confirmed_is_not_acknowledged() {
+    let _busy = MACHINE.read().await;
+    let server = Cluster::new("sync", None);
+    execute(
+        &server.url("postgres", "postgres"),
+        "CREATE DATABASE shop OWNER keel",
+    )
+    .await;
+    let mut config = test_config(server.url("keel", "shop"));
+    config.db.statement_timeout = Duration::from_secs(1);
+    let budget = config.db.statement_deadline() + Duration::from_millis(700);
+    let app = spawn_app_with(config).await;
+    let admin = app.admin().await;
+    let product = app.product(&admin, 100, 10).await;
+    let customer = app.customer().await;
+
+    // A synchronous standby that never connects: every commit from now on waits for it.
+    let superuser = server.url("postgres", "postgres");
+    execute(
+        &superuser,
+        "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+    )
+    .await;
+    execute(&superuser, "SELECT pg_reload_conf()").await;
+    let started = std::time::Instant::now();
+    let order = app.order(&customer, product, 1).await;
+    let took = started.elapsed();
+    assert_eq!(order.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took > Duration::from_secs(1), "answered after {took:?}");
+    assert!(took < budget, "answered after {took:?}, past {budget:?}");
+}

@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-use deadpool_postgres::StatementCache;
+use deadpool_postgres::GenericClient as _;
 use tokio_postgres::{
     Error, Row, Statement,
     types::{ToSql, Type},
@@ -111,10 +111,9 @@ async fn resolve<'a>(
     })
 }
 
-/// The [`Client`] methods of a wrapper whose `pg()` is a client or a transaction (both offer
-/// the same methods, named and `_typed`) and whose `prepare_named` prepares through the
-/// connection's statement cache, inherent so that code holding the concrete type needs no
-/// import, and the trait on top.
+/// The [`Client`] methods of a wrapper whose `inner` is a `deadpool_postgres` client or
+/// transaction (both offer the same methods, named and `_typed`), inherent so that code
+/// holding the concrete type needs no import, and the trait on top.
 macro_rules! client {
     ($type:ty) => {
         impl $type {
@@ -123,7 +122,7 @@ macro_rules! client {
                 watch
                     .bounded(abandoned, async {
                         match &self.describer {
-                            None => Ok(Prepared::Named(self.prepare_named(sql).await?)),
+                            None => Ok(Prepared::Named(self.pg().prepare_cached(sql).await?)),
                             Some(describer) => Ok(Prepared::Unnamed {
                                 sql: sql.into(),
                                 types: describer.types(sql).await?,
@@ -302,10 +301,6 @@ impl Connection {
         &self.inner.client
     }
 
-    async fn prepare_named(&self, sql: &str) -> Result<Statement, Error> {
-        self.pg().prepare_cached(sql).await
-    }
-
     fn watch(&self) -> (&Watch, &AtomicBool) {
         (&self.watch, &self.inner.abandoned)
     }
@@ -319,8 +314,6 @@ impl Connection {
         let watch: &Watch = &self.watch;
         let Conn { client, abandoned } = &mut *self.inner;
         let abandoned: &AtomicBool = abandoned;
-        let cache = client.statement_cache.clone();
-        let client: &mut tokio_postgres::Client = client;
         let inner = watch.bounded(abandoned, client.transaction()).await?;
         if describer.is_some() {
             let set = format!("SET LOCAL statement_timeout = {timeout}");
@@ -328,7 +321,6 @@ impl Connection {
         }
         Ok(Transaction {
             inner,
-            cache,
             describer,
             watch,
             abandoned,
@@ -360,10 +352,9 @@ impl Connection {
 }
 
 /// A transaction on a [`Connection`]; rolled back if dropped uncommitted.
+#[derive(Debug)]
 pub struct Transaction<'a> {
-    inner: tokio_postgres::Transaction<'a>,
-    /// The connection's prepared statements, which its transactions reuse.
-    cache: Arc<StatementCache>,
+    inner: deadpool_postgres::Transaction<'a>,
     describer: Option<Arc<Describer>>,
     watch: &'a Watch,
     abandoned: &'a AtomicBool,
@@ -371,56 +362,19 @@ pub struct Transaction<'a> {
 
 client!(Transaction<'_>);
 
-impl std::fmt::Debug for Transaction<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction")
-            .field("pooled", &self.describer.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
 impl<'a> Transaction<'a> {
-    fn pg(&self) -> &tokio_postgres::Transaction<'a> {
+    fn pg(&self) -> &deadpool_postgres::Transaction<'a> {
         &self.inner
-    }
-
-    async fn prepare_named(&self, sql: &str) -> Result<Statement, Error> {
-        self.cache.prepare(self.inner.client(), sql).await
     }
 
     fn watch(&self) -> (&Watch, &AtomicBool) {
         (self.watch, self.abandoned)
     }
 
-    /// Commits, free of the server's `statement_timeout` and bounded by the deadline alone.
-    ///
-    /// A commit waiting for a synchronous standby that the server's timeout cancels is
-    /// reported committed (with only a warning) while the standby may never have it: after
-    /// a failover to that standby the write would be gone although the client was told it
-    /// was done. Past the client's deadline the connection is abandoned instead and the
-    /// request fails, so nothing is acknowledged that a standby has not confirmed.
     pub async fn commit(self) -> Result<(), QueryError> {
-        let Self {
-            inner,
-            watch,
-            abandoned,
-            ..
-        } = self;
-        // One message: the timeout lifted for what is left of the transaction, and COMMIT.
-        let committed = watch
-            .bounded(
-                abandoned,
-                inner
-                    .client()
-                    .batch_execute("SET LOCAL statement_timeout = 0; COMMIT"),
-            )
-            .await;
-        // The server has ended the transaction (committed, or rolled back if COMMIT failed),
-        // or the connection is abandoned: the ROLLBACK a dropped transaction sends would
-        // only draw a warning, so the handle is forgotten (it holds a borrow and a flag,
-        // nothing to free).
-        std::mem::forget(inner);
-        committed
+        self.watch
+            .bounded(self.abandoned, self.inner.commit())
+            .await
     }
 
     pub async fn rollback(self) -> Result<(), QueryError> {
