@@ -11,9 +11,12 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{
-    shoppers::{Seen, client},
-    *,
+use crate::{
+    helpers::{
+        shoppers::{Seen, client},
+        *,
+    },
+    pgbouncer::PgBouncer,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +24,39 @@ async fn a_lost_primary_fails_over_and_no_acknowledged_order_is_lost() {
     let _busy = MACHINE.read().await;
     let formation = Formation::start().await;
     let url = formation.url();
+    lose_the_primary(&formation, test_config(url)).await;
+}
+
+/// The same through a transaction-mode PgBouncer beside each node (as a sidecar runs): Keel
+/// names both poolers with `target_session_attrs=read-write`, and a pooler whose node is
+/// gone or a standby is passed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_primary_fails_over_through_pgbouncer() {
+    let _busy = MACHINE.read().await;
+    let formation = Formation::start().await;
+    let url = formation.url();
+    let mut poolers = Vec::new();
+    for node in formation.node_addresses() {
+        poolers.push(PgBouncer::in_front_of(&node).await);
+    }
+    let through: Vec<String> = poolers
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.port))
+        .collect();
     let mut config = test_config(url.clone());
+    config.db.url = format!(
+        "postgres://keel:keel@{}/keel?target_session_attrs=read-write",
+        through.join(",")
+    );
+    config.db.pooling = platform::db::Pooling::Transaction;
+    config.db.direct_url = Some(url);
+    lose_the_primary(&formation, config).await;
+}
+
+/// Runs shoppers against an app on `config`, kills the formation's primary, and checks what
+/// the clients saw and what the promoted node holds.
+async fn lose_the_primary(formation: &Formation, mut config: keel::Config) {
+    let url = formation.url();
     config.db.statement_timeout = Duration::from_secs(2);
     config.db.acquire_timeout = Duration::from_secs(2);
     let app = spawn_app_with(config).await;

@@ -11,14 +11,27 @@ pub(crate) struct PgBouncer {
     pub(crate) port: u16,
     dir: PathBuf,
     child: Child,
+    upstream: String,
 }
 
 impl PgBouncer {
     pub(crate) async fn start() -> Self {
+        let upstream = server_url();
+        let upstream = upstream.rsplit('@').next().unwrap().trim_end_matches('/');
+        Self::in_front_of(upstream).await
+    }
+
+    /// A PgBouncer in front of the server at `upstream` (`host:port`).
+    pub(crate) async fn in_front_of(upstream: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("keel-pgbouncer-{}", uuid::Uuid::new_v4()));
         let port = free_port();
-        let child = spawn(&dir, port).await;
-        Self { port, dir, child }
+        let child = spawn(&dir, port, upstream).await;
+        Self {
+            port,
+            dir,
+            child,
+            upstream: upstream.to_owned(),
+        }
     }
 
     /// `database_url` (a database on the shared server) reached through this PgBouncer.
@@ -42,14 +55,12 @@ impl PgBouncer {
             .await
             .expect("PgBouncer shuts down")
             .unwrap();
-        self.child = spawn(&self.dir, self.port).await;
+        self.child = spawn(&self.dir, self.port, &self.upstream).await;
         started.elapsed()
     }
 }
 
-async fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    let upstream = server_url();
-    let upstream = upstream.rsplit('@').next().unwrap().trim_end_matches('/');
+async fn spawn(dir: &std::path::Path, port: u16, upstream: &str) -> Child {
     let child = Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../scripts/pgbouncer.sh"

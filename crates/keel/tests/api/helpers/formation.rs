@@ -72,6 +72,14 @@ impl Formation {
         script(&["url", &self.dir.display().to_string()])
     }
 
+    /// Each node's `host:port`, node1's first.
+    pub fn node_addresses(&self) -> Vec<String> {
+        let url = self.url();
+        let hosts = url.split('@').nth(1).unwrap_or_default();
+        let hosts = hosts.split('/').next().unwrap_or_default();
+        hosts.split(',').map(str::to_owned).collect()
+    }
+
     /// The port of the node that takes writes now, as the monitor sees it.
     pub fn primary_port(&self) -> u16 {
         let port = script(&["primary", &self.dir.display().to_string()]);
