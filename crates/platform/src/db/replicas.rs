@@ -85,18 +85,25 @@ impl Replicas {
 
     /// One round of checks against the primary's current WAL position.
     pub(super) async fn check(&self, primary: &Pooled) {
+        // Not retried: a primary that refuses (failing over, restarting) leaves the lag
+        // unknown for this round, and the replicas' positions are recorded all the same.
         let primary_lsn = async {
-            let client = primary.acquire("session").await.ok()?;
+            let client = primary
+                .acquire_within("session", Duration::ZERO)
+                .await
+                .ok()?;
             let row = client
                 .query_one("SELECT pg_current_wal_lsn()::text", &[])
                 .await
                 .ok()?;
             row.get::<_, &str>(0).parse::<Lsn>().ok()
-        }
-        .await;
-        for replica in &self.members {
-            // Bounded by the pool's acquire timeout and statement deadline.
-            let observed = observe(&replica.pool).await;
+        };
+        // All at once, each bounded by its pool's acquire timeout and statement deadline: a
+        // silent server (the primary or a replica) delays no other's check.
+        let observed =
+            futures_util::future::join_all(self.members.iter().map(|r| observe(&r.pool)));
+        let (primary_lsn, observed) = tokio::join!(primary_lsn, observed);
+        for (replica, observed) in self.members.iter().zip(observed) {
             let healthy = match observed {
                 Some(seen) => {
                     replica.replayed.store(seen.replayed.0, Relaxed);
