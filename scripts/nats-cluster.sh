@@ -24,4 +24,6 @@ for n in 0 1 2; do
     nats-server -a "$host" -p $((port + n)) -js -sd "$dir/n$n" --server_name "keel-$n" \
         --cluster_name keel --cluster "nats://$host:$((port + 100 + n))" --routes "$routes" &
 done
-wait -n
+# Until every one has exited: one that dies (killed to try a failover) leaves the others
+# running; scripts/ha.sh restarts it.
+wait

@@ -23,4 +23,6 @@ for n in 0 1 2; do
         "sentinel failover-timeout keel 5000" >"$conf"
     redis-server "$conf" --sentinel &
 done
-wait -n
+# Until every one has exited: one that dies (killed to try a failover) leaves the others
+# running; scripts/ha.sh restarts it.
+wait

@@ -100,3 +100,10 @@ fi
 # PgBouncer, the transaction-mode pooler in front of the primary (scripts/pgbouncer.sh,
 # KEEL_PGBOUNCER=1 scripts/run.sh, the tests' PgBouncer pass). Each use starts its own.
 [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || apt_install pgbouncer
+
+# pg_auto_failover, the monitor and keepers of a primary that fails over (scripts/pg-ha.sh,
+# KEEL_TOPOLOGY=ha scripts/run.sh, the failover tests). Each use starts its own formation.
+if ! command -v pg_autoctl >/dev/null 2>&1; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    apt_install "postgresql-$version-auto-failover"
+fi

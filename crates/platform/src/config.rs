@@ -48,7 +48,9 @@ pub struct DbConfig {
 
     /// PostgreSQL URLs of streaming replicas, comma-separated. Reads that may be served by a
     /// replica spread over the healthy ones; a read carrying a consistency token goes to one
-    /// that has replayed it, or to the primary.
+    /// that has replayed it, or to the primary. A URL may name several hosts itself
+    /// (`postgres://u@a:5441,b:5442/db?target_session_attrs=read-only`): a new URL starts
+    /// only where a piece starts with `postgres://` or `postgresql://`.
     #[arg(
         long = "database-replica-urls",
         env = "KEEL_DATABASE_REPLICA_URLS",
@@ -169,9 +171,42 @@ pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> Result<T, clap::Error
 /// Parses a duration as people write it: `250ms`, `2s`, `5m`, `24h`, `1h 30m`.
 pub use humantime::parse_duration;
 
+/// The replica URLs as written: the pieces the comma split off a multi-host URL joined back
+/// to the URL they belong to.
+pub(crate) fn whole_urls(pieces: &[String]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in pieces.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let starts_a_url = piece.starts_with("postgres://") || piece.starts_with("postgresql://");
+        match urls.last_mut() {
+            Some(url) if !starts_a_url => {
+                url.push(',');
+                url.push_str(piece);
+            }
+            _ => urls.push(piece.to_owned()),
+        }
+    }
+    urls
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_host_replica_url_stays_whole() {
+        let pieces: Vec<String> = "postgres://k@a:1/db, postgres://k@b:1,c:2/db?target_session_attrs=read-only,postgresql://k@d/db"
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            whole_urls(&pieces),
+            [
+                "postgres://k@a:1/db",
+                "postgres://k@b:1,c:2/db?target_session_attrs=read-only",
+                "postgresql://k@d/db",
+            ]
+        );
+    }
 
     #[test]
     fn durations_parse_with_units() {

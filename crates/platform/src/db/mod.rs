@@ -141,22 +141,17 @@ impl Db {
             )),
             false => None,
         };
-        let replicas = config
-            .replica_urls
+        let replicas = crate::config::whole_urls(&config.replica_urls)
             .iter()
-            .filter(|url| !url.trim().is_empty())
             .map(|url| {
                 let pool = pool(
-                    url.trim(),
+                    url,
                     "KEEL_DATABASE_REPLICA_URLS",
                     config.read_pool,
                     config,
                     (&name, false),
                 )?;
-                Ok((
-                    replica_name(url.trim()),
-                    Pooled::new(pool, None, config, None),
-                ))
+                Ok((replica_name(url), Pooled::new(pool, None, config, None)))
             })
             .collect::<Result<Vec<_>, DbConfigError>>()?;
         Ok(Self {
@@ -268,19 +263,32 @@ pub async fn wal_position(client: &Connection) -> Result<Lsn, InfraError> {
         .map_err(InfraError::unexpected)
 }
 
-/// `host:port` of a replica URL, for logs and metric labels (never its password).
+/// `host:port` of a replica URL (each of them, comma-separated, when it names several), for
+/// logs and metric labels (never its password).
 fn replica_name(url: &str) -> String {
-    url.parse::<tokio_postgres::Config>()
-        .ok()
-        .and_then(|c| {
-            let host = match c.get_hosts().first()? {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "replica".into();
+    };
+    let ports = config.get_ports();
+    let names: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
                 tokio_postgres::config::Host::Tcp(h) => h.clone(),
                 tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
             };
-            let port = c.get_ports().first().copied().unwrap_or(5432);
-            Some(format!("{host}:{port}"))
+            // One port for every host, or one each.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
         })
-        .unwrap_or_else(|| "replica".into())
+        .collect();
+    if names.is_empty() {
+        "replica".into()
+    } else {
+        names.join(",")
+    }
 }
 
 /// Runs one statement (or a short group of them) under `statement`, recording its time in
@@ -297,6 +305,17 @@ pub async fn timed<T>(statement: &'static str, query: impl Future<Output = T>) -
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    #[test]
+    fn a_replica_is_named_by_its_hosts_never_its_password() {
+        assert_eq!(
+            super::replica_name(
+                "postgres://k:secret@a:5441,b:5442/db?target_session_attrs=read-only"
+            ),
+            "a:5441,b:5442"
+        );
+        assert_eq!(super::replica_name("postgres://k:secret@a/db"), "a:5432");
+    }
 
     use super::*;
 
