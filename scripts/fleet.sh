@@ -5,8 +5,10 @@
 #   scripts/fleet.sh up [full|reads]   brings a topology up and keeps it until Ctrl-C:
 #       reads  the balancer, FLEET_APIS (2) API hosts, PostgreSQL, Redis and the load
 #              generator's host: what cached and uncached reads need
-#       full   (the default) also a streaming replica, PgBouncer, Redis with a replica and
-#              three Sentinels, NATS ×3, FLEET_WORKERS (2) worker hosts and the fake provider
+#       full   (the default) PostgreSQL that fails over (pg_auto_failover: pg-monitor, and
+#              pg1 and pg2 each with a PgBouncer), Redis with a replica and three
+#              Sentinels, NATS ×3, FLEET_APIS API hosts, FLEET_WORKERS (2) worker hosts,
+#              the fake provider, the balancer and the load generator
 #   scripts/fleet.sh smoke             one, then two API hosts behind the lab's balancer,
 #                                      cached reads at each; last line
 #                                      `reads 2 hosts / 1 host: R×`; fails when R < 1.6 or
