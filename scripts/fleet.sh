@@ -13,6 +13,9 @@
 #                                      cached reads at each; last line
 #                                      `reads 2 hosts / 1 host: R×`; fails when R < 1.6 or
 #                                      when anything is left after teardown
+#   scripts/fleet.sh failover          the PostgreSQL primary lost under keyed orders, its
+#                                      host killed, then cut off: per fault the write
+#                                      outage, failed tries, orders acknowledged and lost
 #   scripts/fleet.sh exec HOST CMD...  runs CMD on HOST of the running lab (FLEET_ID, or the
 #                                      newest), e.g. `exec loadgen curl http://lb:8080/products/1`
 #   scripts/fleet.sh hosts             the running lab's hosts: name, address, CPU, memory
@@ -43,6 +46,7 @@ source scripts/fleet/services.sh
 source scripts/fleet/topology.sh
 source scripts/fleet/measure.sh
 source scripts/fleet/nemesis.sh
+source scripts/fleet/failover.sh
 
 # The running lab a command is for: FLEET_ID, or the newest whose script still runs.
 attach() {
@@ -98,6 +102,13 @@ smoke)
     echo "reads 2 hosts / 1 host: ${smoke_ratio}×"
     awk -v r="$smoke_ratio" 'BEGIN { exit !(r >= 1.6) }' || { echo "below 1.6×" >&2; exit 1; }
     ;;
+failover)
+    build_keel
+    trap lab_down EXIT
+    trap 'exit 130' INT TERM
+    lab_create
+    failover_run
+    ;;
 exec)
     shift
     attach
@@ -131,7 +142,7 @@ heal)
     nemesis_heal "${2:-}"
     ;;
 *)
-    sed -n '2,31p' "$0" >&2
+    sed -n '2,34p' "$0" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,94 @@
+# The PostgreSQL primary lost in the fleet lab, twice: its host killed (every process in its
+# cgroup SIGKILLed) and its host cut off from every other (a partition). Source after
+# lib.sh, services.sh, topology.sh and nemesis.sh, from the repository root.
+#
+#   failover_run   prints one line per fault: the write outage a client saw (from the first
+#                  try of the order in flight to its acknowledgement), the tries that failed,
+#                  the orders acknowledged, and how many of those the new primary lacks
+
+failover_topology() {
+    lab_host pg-monitor "$fleet_other_cpu" 512M
+    lab_host pg1 "$fleet_db_cpu" 1G
+    lab_host pg2 "$fleet_db_cpu" 1G
+    lab_host redis "$fleet_other_cpu" 256M
+    lab_host lb "$fleet_lb_cpu" 256M
+    lab_host loadgen "$fleet_loadgen_cpu" 1G
+    api_host 1
+    api_host 2
+    fleet_pg_formation pg-monitor pg1 pg2
+    fleet_redis redis
+    fleet_seed loadgen
+    fleet_api api1
+    fleet_api api2
+    fleet_api_ready api1
+    fleet_api_ready api2
+    fleet_nginx lb api1 api2
+}
+
+# The node that takes writes now: pg1 or pg2.
+failover_primary() {
+    local node
+    for node in pg1 pg2; do
+        [ "$(lab_exec loadgen "$pg_bin/psql" "postgres://keel:keel@$node:$((5440 + ${node#pg}))/keel" \
+            -Atc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && { echo "$node"; return; }
+    done
+}
+
+# failover_kill_host HOST: every process of HOST SIGKILLed (its cgroup's), as when it dies.
+failover_kill_host() {
+    xargs -r kill -KILL <"$cgroup_root/memory/keel-fleet/$lab_id/$1/cgroup.procs" 2>/dev/null || true
+}
+
+# failover_fault NAME: orders for 50 s, the fault 10 s in, then the verdict line.
+failover_fault() {
+    local fault=$1 token primary others at out="$lab_dir/log/orders-$1.log" acked ids present
+    token=$(lab_exec loadgen curl -s -m 5 http://lb:8080/sessions -H 'content-type: application/json' \
+        -d "{\"email\":\"user$((RANDOM % 20 + 1))@demo.keel\",\"password\":\"keel-demo-password\"}" |
+        grep -o '"token":"[^"]*"' | cut -d'"' -f4)
+    primary=$(failover_primary)
+    lab_run loadgen scripts/fleet/orders.sh "$token" 50
+    local client=$lab_pid
+    sleep 10
+    at=$(date +%s.%N)
+    case "$fault" in
+    kill) failover_kill_host "$primary" ;;
+    partition)
+        others=$(awk -v p="$primary" '$1 != p { printf "%s ", $1 }' "$lab_dir/hosts")
+        nemesis_partition "$primary" "$others" 25 >/dev/null 2>&1
+        ;;
+    esac
+    wait "$client" 2>/dev/null || true
+    # The client's lines are in the load generator's log, among its other output.
+    grep -E '^[0-9.]+ ([0-9.]+ 202 [0-9]+ [0-9]+|fail [0-9]+)$' "$lab_dir/log/loadgen.log" >"$out"
+    : >"$lab_dir/log/loadgen.log"
+    acked=$(awk '$3 == 202 { print $4 }' "$out" | sort -un)
+    ids=$(paste -sd, <<<"$acked")
+    present=$(lab_exec loadgen "$pg_bin/psql" "${fleet_env[KEEL_DATABASE_DIRECT_URL]}" -Atc \
+        "SELECT count(*) FROM orders.orders WHERE id = ANY('{$ids}'::bigint[])")
+    awk -v at="$at" -v fault="$fault" -v from="$primary" -v present="$present" -v now="$(failover_primary)" '
+        $3 == 202 { acked++; if ($2 > at && $2 - $1 > outage) outage = $2 - $1 }
+        $2 == "fail" { failed++ }
+        END { printf "%-9s %s → %s: write outage %.1f s, %d tries failed, %d acknowledged, %d lost\n",
+              fault, from, now, outage, failed, acked, acked - present }' "$out"
+}
+
+failover_run() {
+    failover_topology
+    failover_fault kill
+    # The killed node back, as a standby, before the second fault.
+    local dir="$lab_dir/data/pg-ha" node
+    for node in pg1 pg2; do
+        if ! lab_exec "$node" bash -c "exec 3<>/dev/tcp/$(lab_addr "$node")/$((5440 + ${node#pg}))" 2>/dev/null; then
+            lab_run "$node" -u postgres env "PATH=$pg_bin:$PATH" "XDG_CONFIG_HOME=$dir/config" \
+                "XDG_DATA_HOME=$dir/share" pg_autoctl run --pgdata "$dir/$node"
+            lab_run "$node" scripts/pgbouncer.sh "$lab_dir/data/$node-pgbouncer" "$(lab_addr "$node"):6432" \
+                "$(lab_addr "$node"):$((5440 + ${node#pg}))"
+        fi
+    done
+    for _ in $(seq 120); do
+        [ "$(lab_exec loadgen "$pg_bin/psql" "${fleet_env[KEEL_DATABASE_REPLICA_URLS]}" -Atc "SELECT pg_is_in_recovery()" 2>/dev/null)" = t ] && break
+        sleep 1
+    done
+    sleep 5
+    failover_fault partition
+}
