@@ -13,9 +13,10 @@
 #                                      cached reads at each; last line
 #                                      `reads 2 hosts / 1 host: R×`; fails when R < 1.6 or
 #                                      when anything is left after teardown
-#   scripts/fleet.sh failover          the PostgreSQL primary lost under keyed orders, its
-#                                      host killed, then cut off: per fault the write
-#                                      outage, failed tries, orders acknowledged and lost
+#   scripts/fleet.sh failover          the PostgreSQL primary lost under keyed orders: its
+#                                      host killed, cut off, then silent to the API hosts;
+#                                      per fault the write outage, failed tries, orders
+#                                      acknowledged and lost
 #   scripts/fleet.sh exec HOST CMD...  runs CMD on HOST of the running lab (FLEET_ID, or the
 #                                      newest), e.g. `exec loadgen curl http://lb:8080/products/1`
 #   scripts/fleet.sh hosts             the running lab's hosts: name, address, CPU, memory

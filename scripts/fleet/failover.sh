@@ -1,10 +1,13 @@
-# The PostgreSQL primary lost in the fleet lab, twice: its host killed (every process in its
-# cgroup SIGKILLed) and its host cut off from every other (a partition). Source after
-# lib.sh, services.sh, topology.sh and nemesis.sh, from the repository root.
+# The PostgreSQL primary lost in the fleet lab, three ways: its host killed (every process
+# in its cgroup SIGKILLed), its host cut off from every other (a partition: a failover),
+# and cut off from the API hosts only for 20 s (silent to Keel, alive to the formation: no
+# failover). Source after lib.sh, services.sh, topology.sh and nemesis.sh, from the
+# repository root.
 #
 #   failover_run   prints one line per fault: the write outage a client saw (from the first
-#                  try of the order in flight to its acknowledgement), the tries that failed,
-#                  the orders acknowledged, and how many of those the new primary lacks
+#                  try of the order in flight to its acknowledgement), the tries that failed
+#                  and the slowest of them, the orders acknowledged, and how many of those
+#                  the primary lacks afterwards
 
 failover_topology() {
     lab_host pg-monitor "$fleet_other_cpu" 512M
@@ -56,10 +59,11 @@ failover_fault() {
         others=$(awk -v p="$primary" '$1 != p { printf "%s ", $1 }' "$lab_dir/hosts")
         nemesis_partition "$primary" "$others" 25 >/dev/null 2>&1
         ;;
+    silent) nemesis_partition "$primary" "api1 api2" 20 >/dev/null 2>&1 ;;
     esac
     wait "$client" 2>/dev/null || true
     # The client's lines are in the load generator's log, among its other output.
-    grep -E '^[0-9.]+ ([0-9.]+ 202 [0-9]+ [0-9]+|fail [0-9]+)$' "$lab_dir/log/loadgen.log" >"$out"
+    grep -E '^[0-9.]+ ([0-9.]+ 202 [0-9]+ [0-9]+|fail [0-9]+ [0-9.]+)$' "$lab_dir/log/loadgen.log" >"$out"
     : >"$lab_dir/log/loadgen.log"
     acked=$(awk '$3 == 202 { print $4 }' "$out" | sort -un)
     ids=$(paste -sd, <<<"$acked")
@@ -67,9 +71,9 @@ failover_fault() {
         "SELECT count(*) FROM orders.orders WHERE id = ANY('{$ids}'::bigint[])")
     awk -v at="$at" -v fault="$fault" -v from="$primary" -v present="$present" -v now="$(failover_primary)" '
         $3 == 202 { acked++; if ($2 > at && $2 - $1 > outage) outage = $2 - $1 }
-        $2 == "fail" { failed++ }
-        END { printf "%-9s %s → %s: write outage %.1f s, %d tries failed, %d acknowledged, %d lost\n",
-              fault, from, now, outage, failed, acked, acked - present }' "$out"
+        $2 == "fail" { failed++; if ($4 > slowest) slowest = $4 }
+        END { printf "%-9s %s → %s: write outage %.1f s, %d tries failed (slowest %.1f s), %d acknowledged, %d lost\n",
+              fault, from, now, outage, failed, slowest, acked, acked - present }' "$out"
 }
 
 failover_run() {
@@ -91,4 +95,7 @@ failover_run() {
     done
     sleep 5
     failover_fault partition
+    # The partition heals after 25 s of the 50; the cut-off node rejoins as the standby.
+    sleep 15
+    failover_fault silent
 }

@@ -4,13 +4,13 @@
 # with its key every 200 ms (as a client of an idempotent API does).
 #   scripts/fleet/orders.sh TOKEN SECONDS
 # One line per acknowledged order: `FIRST_TRY ACKNOWLEDGED 202 ORDER_ID TRIES` (seconds since
-# the epoch), one per failed try: `AT fail STATUS`.
+# the epoch), one per failed try: `AT fail STATUS SECONDS` (how long that try took).
 set -uo pipefail
 token=$1 end=$(($(date +%s) + $2))
 while [ "$(date +%s)" -lt "$end" ]; do
     key=$(cat /proc/sys/kernel/random/uuid) first=$(date +%s.%N) product=$((RANDOM % 9000 + 1))
     for try in $(seq 300); do
-        out=$(curl -s -m 5 -w " %{http_code}" http://lb:8080/orders -H "authorization: Bearer $token" \
+        out=$(curl -s -m 15 -w " %{time_total} %{http_code}" http://lb:8080/orders -H "authorization: Bearer $token" \
             -H 'content-type: application/json' -H "Idempotency-Key: $key" \
             -d "{\"lines\":[{\"product_id\":$product,\"quantity\":1}]}")
         code=${out##* }
@@ -19,7 +19,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
             echo "$first $(date +%s.%N) 202 $id $try"
             break
         fi
-        echo "$(date +%s.%N) fail $code"
+        took=${out% *}
+        echo "$(date +%s.%N) fail $code ${took##* }"
         sleep 0.2
     done
 done
