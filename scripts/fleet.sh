@@ -143,7 +143,7 @@ heal)
     nemesis_heal "${2:-}"
     ;;
 *)
-    sed -n '2,34p' "$0" >&2
+    sed -n '2,37p' "$0" >&2
     exit 2
     ;;
 esac
