@@ -11,6 +11,9 @@
 #   scripts/pg-ha.sh start DIR NODE       runs a killed node again; it rejoins as a standby
 #   scripts/pg-ha.sh state DIR            the monitor's view of the nodes
 #   scripts/pg-ha.sh url DIR [USER] [DB]  the multi-host URL that follows the primary
+#   scripts/pg-ha.sh tune HOST PORT       the failover timings below, on a monitor of one's
+#                                         own (the fleet lab's); `partition-timeout` prints
+#                                         the keepers' setting
 #
 # A client follows a promotion with that URL: `target_session_attrs=read-write` makes each
 # new connection try the nodes in turn and keep the one that takes writes.
@@ -22,7 +25,7 @@
 # PGHA_DEMOTE_TIMEOUT_MS must stay above that.
 set -euo pipefail
 
-partition_timeout="${PGHA_PARTITION_TIMEOUT:-2}"
+partition_timeout() { echo "${PGHA_PARTITION_TIMEOUT:-2}"; }
 demote_timeout_ms="${PGHA_DEMOTE_TIMEOUT_MS:-4000}"
 unhealthy_ms="${PGHA_UNHEALTHY_MS:-3000}"
 
@@ -86,15 +89,7 @@ up() {
         autoctl "$dir" config set --pgdata "$dir/monitor" postgresql.listen_addresses "$host" >/dev/null
     fi
     run "$dir" monitor
-    for _ in $(seq 100); do "$bin/pg_isready" -q -h "$host" -p "$port" && break; sleep 0.1; done
-    "$bin/psql" -h "$host" -p "$port" -U postgres -d pg_auto_failover -qAt \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_period = 1000" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_timeout = 1000" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_max_retries = 1" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_retry_delay = 500" \
-        -c "ALTER SYSTEM SET pgautofailover.node_considered_unhealthy_timeout = $unhealthy_ms" \
-        -c "ALTER SYSTEM SET pgautofailover.primary_demote_timeout = $demote_timeout_ms" \
-        -c "SELECT pg_reload_conf()" >/dev/null
+    tune "$host" "$port"
     for n in 1 2; do
         if [ ! -f "$dir/node$n/PG_VERSION" ]; then
             log "creating node$n on $host:$((port + n))"
@@ -102,7 +97,7 @@ up() {
             autoctl "$dir" create postgres --pgdata "$dir/node$n" --pgport $((port + n)) \
                 --listen "$host" --hostname "$host" --name "node$n" --dbname keel \
                 --monitor "$(monitor_url "$port" "$host")" --auth trust --no-ssl >>"$dir/create.log" 2>&1
-            autoctl "$dir" config set --pgdata "$dir/node$n" timeout.network_partition_timeout "$partition_timeout" >/dev/null
+            autoctl "$dir" config set --pgdata "$dir/node$n" timeout.network_partition_timeout "$(partition_timeout)" >/dev/null
         fi
         run "$dir" "node$n"
         [ "$n" = 1 ] && wait_for_state "$dir" "read-write" 1
@@ -116,6 +111,20 @@ up() {
         END IF; END \$\$" -c "ALTER DATABASE keel OWNER TO keel" -c "GRANT pg_read_all_stats TO keel" >/dev/null
     log "formation up: monitor $host:$port, primary on :$primary; clients use $(url "$dir")"
     while true; do sleep 1; done
+}
+
+# tune HOST PORT: the failover timings above, on the monitor at HOST:PORT once it answers.
+tune() {
+    local host=$1 port=$2
+    for _ in $(seq 100); do "$bin/pg_isready" -q -h "$host" -p "$port" && break; sleep 0.1; done
+    "$bin/psql" -h "$host" -p "$port" -U postgres -d pg_auto_failover -qAt \
+        -c "ALTER SYSTEM SET pgautofailover.health_check_period = 1000" \
+        -c "ALTER SYSTEM SET pgautofailover.health_check_timeout = 1000" \
+        -c "ALTER SYSTEM SET pgautofailover.health_check_max_retries = 1" \
+        -c "ALTER SYSTEM SET pgautofailover.health_check_retry_delay = 500" \
+        -c "ALTER SYSTEM SET pgautofailover.node_considered_unhealthy_timeout = $unhealthy_ms" \
+        -c "ALTER SYSTEM SET pgautofailover.primary_demote_timeout = $demote_timeout_ms" \
+        -c "SELECT pg_reload_conf()" >/dev/null
 }
 
 # wait_for_state DIR CONNECTION COUNT: until COUNT nodes report CONNECTION (read-write,
@@ -145,6 +154,8 @@ url() {
 
 case "${1:-}" in
 up) up "$2" "$3" "${4:-}" ;;
+tune) tune "$2" "$3" ;;
+partition-timeout) partition_timeout ;;
 kill)
     sid=$(cat "$2/$3.sid")
     pkill -KILL -s "$sid"
@@ -156,7 +167,7 @@ primary) primary_port "$2" ;;
 url) url "$2" "${3:-keel}" "${4:-keel}" ;;
 autoctl) shift; autoctl "$@" ;;
 *)
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,20p' "$0" >&2
     exit 2
     ;;
 esac

@@ -112,7 +112,7 @@ fi
 if [ "${KEEL_PGBOUNCER:-0}" = 1 ]; then
     log "PgBouncer (transaction mode) on 127.0.0.1:6432 in front of the primary"
     scripts/pgbouncer.sh "${TMPDIR:-/tmp}/keel-pgbouncer" 127.0.0.1:6432 127.0.0.1:5432 &
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6432) 2>/dev/null && break; sleep 0.1; done
+    wait_for_ports 6432
     export KEEL_DATABASE_DIRECT_URL="$KEEL_DATABASE_URL"
     export KEEL_DATABASE_URL="postgres://keel:keel@127.0.0.1:6432/keel"
     export KEEL_DATABASE_POOLING=transaction

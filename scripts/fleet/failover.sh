@@ -10,15 +10,10 @@
 #                  the primary lacks afterwards
 
 failover_topology() {
-    lab_host pg-monitor "$fleet_other_cpu" 512M
-    lab_host pg1 "$fleet_db_cpu" 1G
-    lab_host pg2 "$fleet_db_cpu" 1G
-    lab_host redis "$fleet_other_cpu" 256M
-    lab_host lb "$fleet_lb_cpu" 256M
-    lab_host loadgen "$fleet_loadgen_cpu" 1G
+    hosts_formation
     api_host 1
     api_host 2
-    fleet_pg_formation pg-monitor pg1 pg2
+    fleet_pg_formation
     fleet_redis redis
     fleet_seed loadgen
     fleet_api api1
@@ -32,7 +27,7 @@ failover_topology() {
 failover_primary() {
     local node
     for node in pg1 pg2; do
-        [ "$(lab_exec loadgen "$pg_bin/psql" "postgres://keel:keel@$node:$((5440 + ${node#pg}))/keel" \
+        [ "$(lab_exec loadgen "$pg_bin/psql" "postgres://keel:keel@$node:${fleet_pg_ports[$node]}/keel" \
             -Atc "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && { echo "$node"; return; }
     done
 }
@@ -80,14 +75,10 @@ failover_run() {
     failover_topology
     failover_fault kill
     # The killed node back, as a standby, before the second fault.
-    local dir="$lab_dir/data/pg-ha" node
+    local node
     for node in pg1 pg2; do
-        if ! lab_exec "$node" bash -c "exec 3<>/dev/tcp/$(lab_addr "$node")/$((5440 + ${node#pg}))" 2>/dev/null; then
-            lab_run "$node" -u postgres env "PATH=$pg_bin:$PATH" "XDG_CONFIG_HOME=$dir/config" \
-                "XDG_DATA_HOME=$dir/share" pg_autoctl run --pgdata "$dir/$node"
-            lab_run "$node" scripts/pgbouncer.sh "$lab_dir/data/$node-pgbouncer" "$(lab_addr "$node"):6432" \
-                "$(lab_addr "$node"):$((5440 + ${node#pg}))"
-        fi
+        lab_exec "$node" bash -c "exec 3<>/dev/tcp/$(lab_addr "$node")/${fleet_pg_ports[$node]}" 2>/dev/null \
+            || fleet_pg_node_run "$node"
     done
     for _ in $(seq 120); do
         [ "$(lab_exec loadgen "$pg_bin/psql" "${fleet_env[KEEL_DATABASE_REPLICA_URLS]}" -Atc "SELECT pg_is_in_recovery()" 2>/dev/null)" = t ] && break

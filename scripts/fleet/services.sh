@@ -6,10 +6,11 @@
 #   fleet_replica HOST PRIMARY       a streaming replica of PRIMARY (pg_basebackup over the
 #                                    lab's network); adds it to KEEL_DATABASE_REPLICA_URLS
 #   fleet_pgbouncer HOST PRIMARY     PgBouncer in transaction mode in front of PRIMARY
-#   fleet_pg_formation MON N1 N2     a primary that fails over: pg_auto_failover's monitor on
-#                                    MON, a primary and a synchronous standby on N1 and N2,
-#                                    a PgBouncer beside each node; Keel names both poolers
-#                                    (read-write) and reads from the standby (read-only)
+#   fleet_pg_formation               a primary that fails over: pg_auto_failover's monitor on
+#                                    pg-monitor, a primary and a synchronous standby on pg1
+#                                    and pg2, a PgBouncer beside each node; Keel names both
+#                                    poolers (read-write) and reads from the standby (read-only)
+#   fleet_pg_node_run NODE           a formation's node (its keeper and PgBouncer) run again
 #   fleet_redis HOST                 a Redis server
 #   fleet_redis_replica HOST MASTER  its replica
 #   fleet_sentinel HOST MASTER       a Sentinel watching it
@@ -120,59 +121,57 @@ fleet_autoctl() {
         "XDG_DATA_HOME=$dir/share" pg_autoctl "$@"
 }
 
+# The formation's ports: the hosts share this machine's /var/run/postgresql, where the
+# machine's own server holds 5432's socket lock, so each server has a port of its own.
+declare -A fleet_pg_ports=([pg-monitor]=5440 [pg1]=5441 [pg2]=5442)
+
+# fleet_pg_node_run NODE: NODE's keeper (which runs its PostgreSQL) and the PgBouncer beside
+# it, as at the start and again after the host was lost.
+fleet_pg_node_run() {
+    local node=$1 dir="$lab_dir/data/pg-ha"
+    lab_run "$node" -u postgres env "PATH=$pg_bin:$PATH" "XDG_CONFIG_HOME=$dir/config" \
+        "XDG_DATA_HOME=$dir/share" pg_autoctl run --pgdata "$dir/$node"
+    fleet_pids[$node]=$lab_pid
+    [ "$node" = pg-monitor ] && return
+    lab_run "$node" scripts/pgbouncer.sh "$lab_dir/data/$node-pgbouncer" "$(lab_addr "$node"):6432" \
+        "$(lab_addr "$node"):${fleet_pg_ports[$node]}"
+}
+
+# fleet_pg_formation: the monitor on pg-monitor, the nodes on pg1 and pg2 (hosts_formation).
 fleet_pg_formation() {
-    local monitor=$1 node1=$2 node2=$3 dir="$lab_dir/data/pg-ha" node psql port
-    # Ports of their own: the hosts share this machine's /var/run/postgresql, where the
-    # machine's own server holds 5432's socket lock. The monitor on 5440, the nodes after.
-    declare -A ports=([$monitor]=5440 [$node1]=5441 [$node2]=5442)
+    local monitor=pg-monitor dir="$lab_dir/data/pg-ha" node psql port
     install -d -o postgres -g postgres "$dir"
     psql=("$pg_bin/psql" -U postgres -qAt)
     fleet_autoctl "$monitor" create monitor --pgdata "$dir/$monitor" --pgport 5440 \
         --hostname "$(lab_addr "$monitor")" --auth trust --no-ssl >>"$lab_dir/log/$monitor.log" 2>&1
     # The lab's hosts reach every server of the formation (the lab's subnet is its own).
     echo "host all all $fleet_subnet.0/24 trust" >>"$dir/$monitor/pg_hba.conf"
-    lab_run "$monitor" -u postgres env "PATH=$pg_bin:$PATH" "XDG_CONFIG_HOME=$dir/config" \
-        "XDG_DATA_HOME=$dir/share" pg_autoctl run --pgdata "$dir/$monitor"
-    fleet_pids[$monitor]=$lab_pid
+    fleet_pg_node_run "$monitor"
     lab_wait_tcp "$monitor" "$(lab_addr "$monitor")" 5440 60
-    for _ in $(seq 100); do lab_exec "$monitor" "$pg_bin/pg_isready" -q -h "$(lab_addr "$monitor")" -p 5440 && break; sleep 0.1; done
-    # The timings of scripts/pg-ha.sh: a dead primary found in about 3 s, promotion once the
-    # old one has had 4 s to demote itself if it is only cut off (its keeper does after 2 s).
-    lab_exec "$monitor" "${psql[@]}" -h "$(lab_addr "$monitor")" -p 5440 -d pg_auto_failover \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_period = 1000" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_timeout = 1000" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_max_retries = 1" \
-        -c "ALTER SYSTEM SET pgautofailover.health_check_retry_delay = 500" \
-        -c "ALTER SYSTEM SET pgautofailover.node_considered_unhealthy_timeout = 3000" \
-        -c "ALTER SYSTEM SET pgautofailover.primary_demote_timeout = 4000" \
-        -c "SELECT pg_reload_conf()" >/dev/null
-    for node in "$node1" "$node2"; do
-        port=${ports[$node]}
+    lab_exec "$monitor" scripts/pg-ha.sh tune "$(lab_addr "$monitor")" 5440
+    for node in pg1 pg2; do
+        port=${fleet_pg_ports[$node]}
         fleet_autoctl "$node" create postgres --pgdata "$dir/$node" --pgport "$port" \
             --listen "$(lab_addr "$node")" --hostname "$(lab_addr "$node")" --name "$node" \
             --dbname keel --monitor "postgres://autoctl_node@$(lab_addr "$monitor"):5440/pg_auto_failover?sslmode=disable" \
             --auth trust --no-ssl --pg-hba-lan >>"$lab_dir/log/$node.log" 2>&1
-        fleet_autoctl "$node" config set --pgdata "$dir/$node" timeout.network_partition_timeout 2 >/dev/null
+        fleet_autoctl "$node" config set --pgdata "$dir/$node" timeout.network_partition_timeout \
+            "$(scripts/pg-ha.sh partition-timeout)" >/dev/null
         echo "host all all $fleet_subnet.0/24 trust" >>"$dir/$node/pg_hba.conf"
-        lab_run "$node" -u postgres env "PATH=$pg_bin:$PATH" "XDG_CONFIG_HOME=$dir/config" \
-            "XDG_DATA_HOME=$dir/share" pg_autoctl run --pgdata "$dir/$node"
-        fleet_pids[$node]=$lab_pid
+        fleet_pg_node_run "$node"
         lab_wait_tcp "$node" "$(lab_addr "$node")" "$port" 120
+        lab_wait_tcp "$node" "$(lab_addr "$node")" 6432
     done
     for _ in $(seq 600); do
         [ "$(fleet_autoctl "$monitor" show state --pgdata "$dir/$monitor" 2>/dev/null | grep -c -e ' read-write |' -e ' read-only |')" = 2 ] && break
         sleep 0.1
     done
-    lab_exec "$node1" "${psql[@]}" -h "$(lab_addr "$node1")" -p 5441 -d keel \
+    lab_exec pg1 "${psql[@]}" -h "$(lab_addr pg1)" -p 5441 -d keel \
         -c "CREATE ROLE keel LOGIN CREATEDB PASSWORD 'keel'" -c "GRANT pg_monitor TO keel" \
         -c "ALTER DATABASE keel OWNER TO keel" >/dev/null
-    for node in "$node1" "$node2"; do
-        lab_run "$node" scripts/pgbouncer.sh "$lab_dir/data/$node-pgbouncer" "$(lab_addr "$node"):6432" "$(lab_addr "$node"):${ports[$node]}"
-        lab_wait_tcp "$node" "$(lab_addr "$node")" 6432
-    done
-    local nodes="$node1:5441,$node2:5442"
+    local nodes="pg1:5441,pg2:5442"
     fleet_env[KEEL_DATABASE_DIRECT_URL]="postgres://keel:keel@$nodes/keel?target_session_attrs=read-write"
-    fleet_env[KEEL_DATABASE_URL]="postgres://keel:keel@$node1:6432,$node2:6432/keel?target_session_attrs=read-write"
+    fleet_env[KEEL_DATABASE_URL]="postgres://keel:keel@pg1:6432,pg2:6432/keel?target_session_attrs=read-write"
     fleet_env[KEEL_DATABASE_POOLING]=transaction
     fleet_env[KEEL_DATABASE_REPLICA_URLS]="postgres://keel:keel@$nodes/keel?target_session_attrs=read-only"
 }

@@ -44,23 +44,29 @@ topology_reads() {
     fleet_nginx lb "${apis[@]}"
 }
 
-# topology_full: every part of the HA topology on a host of its own: the PostgreSQL
-# formation's monitor (pg-monitor) and nodes (pg1, pg2, each with its PgBouncer).
-topology_full() {
-    local apis=() i workers=${FLEET_WORKERS:-2}
+# The hosts of a topology whose PostgreSQL fails over (fleet_pg_formation): the formation's
+# monitor and nodes, Redis, the balancer and the load generator.
+hosts_formation() {
     lab_host pg-monitor "$fleet_other_cpu" 512M
     lab_host pg1 "$fleet_db_cpu" 1G
     lab_host pg2 "$fleet_db_cpu" 1G
     lab_host redis "$fleet_other_cpu" 256M
     lab_host lb "$fleet_lb_cpu" 256M
     lab_host loadgen "$fleet_loadgen_cpu" 1G
+}
+
+# topology_full: every part of the HA topology on a host of its own: the PostgreSQL
+# formation's monitor (pg-monitor) and nodes (pg1, pg2, each with its PgBouncer).
+topology_full() {
+    local apis=() i workers=${FLEET_WORKERS:-2}
+    hosts_formation
     lab_host redis-replica "$fleet_other_cpu" 256M
     for i in 1 2 3; do lab_host "sentinel$i" 0.05 64M; done
     for i in 1 2 3; do lab_host "nats$i" "$fleet_other_cpu" 512M; done
     lab_host payments "$fleet_other_cpu" 256M
     for i in $(seq "${FLEET_APIS:-2}"); do api_host "$i"; apis+=("api$i"); done
     for i in $(seq "$workers"); do lab_host "worker$i" "$fleet_api_cpu" 512M; done
-    fleet_pg_formation pg-monitor pg1 pg2
+    fleet_pg_formation
     fleet_redis redis
     fleet_redis_replica redis-replica redis
     for i in 1 2 3; do fleet_sentinel "sentinel$i" redis; done
